@@ -1,0 +1,44 @@
+"""Differentiable configuration knobs for streaming analytics.
+
+A knob is a `NamedTuple` of pure functions, `init() -> setting`, `apply(setting, data) -> data`
+and `cost(setting, data) -> scalar`, with the discrete `values` a real system can use. Settings
+live in `[0, 1]`, `1.0` being the best quality. Video is `float32 [..., T, H, W, C]` in `[0, 1]`.
+
+This package depends on jax and numpy only, so it can be imported alone to prototype a knob.
+
+Example:
+  >>> import jax, jax.numpy as jnp, knobs
+  >>> knob = knobs.chain(resolution=knobs.resolution(), qp=knobs.quantization())
+  >>> frames = jax.random.uniform(jax.random.key(0), (4, 32, 48, 3))
+  >>> out, vjp = jax.vjp(lambda s: knob.apply(s, frames), knob.init())
+  >>> out.shape
+  (4, 32, 48, 3)
+"""
+
+from knobs._base import Knob as Knob
+from knobs._base import KnobApplyFn as KnobApplyFn
+from knobs._base import KnobCostFn as KnobCostFn
+from knobs._base import KnobInitFn as KnobInitFn
+from knobs._base import chain as chain
+from knobs._base import check_video as check_video
+from knobs._base import scale_cost as scale_cost
+from knobs._codec import quantization as quantization
+from knobs._codec import roi_quality as roi_quality
+from knobs._resolution import resolution as resolution
+from knobs._temporal import frame_filter as frame_filter
+from knobs._temporal import frame_rate as frame_rate
+
+__all__ = (
+    "Knob",
+    "KnobApplyFn",
+    "KnobCostFn",
+    "KnobInitFn",
+    "chain",
+    "check_video",
+    "frame_filter",
+    "frame_rate",
+    "quantization",
+    "resolution",
+    "roi_quality",
+    "scale_cost",
+)

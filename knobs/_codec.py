@@ -1,0 +1,335 @@
+"""Codec-like knobs: block-DCT quantization with a straight-through rounding, per frame or per
+macroblock, and a differentiable estimate of the bits the quantized coefficients cost.
+
+The transform is what intra coding in JPEG and H.264 share: full-range BT.601 YCbCr
+(optionally 4:2:0 chroma), an orthonormal 8x8 DCT-II per block, division by a quantization step,
+rounding, and the inverse. Frames are padded (edge replication) to whole 16x16 macroblocks and
+cropped back, so any frame size works.
+
+Steps: H.264 style, `Qstep(QP) = 0.625 * 2 ** (QP / 6)` on the 0..255 scale (the step doubles
+every 6 QP), the same for every coefficient; or JPEG style, the standard luminance/chrominance
+tables of ITU T.81 Annex K scaled by the IJG quality formula (what libjpeg and Pillow use).
+
+Rate model: each quantized coefficient costs `2 * log2(1 + |c| / step)` bits (close to the
+length of an Exp-Golomb / JPEG Huffman code for its magnitude, and smooth in the step). For a
+frame after the first, each 8x8 block costs the lesser of coding it alone and coding its
+difference to the same block in the previous frame (zero-motion prediction), so a frame that a
+frame-rate knob repeated costs almost nothing, as it does in a real codec.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from knobs import _base
+
+BLOCK = 8
+MACROBLOCK = 16
+DEFAULT_QPS = tuple(range(50, 19, -2))  # cheapest first: QP 50, 48, ..., 20
+DEFAULT_QUALITIES = (10, 20, 30, 40, 50, 60, 70, 80, 90, 95)
+
+JPEG_LUMA = np.array(
+    [[16, 11, 10, 16, 24, 40, 51, 61],
+     [12, 12, 14, 19, 26, 58, 60, 55],
+     [14, 13, 16, 24, 40, 57, 69, 56],
+     [14, 17, 22, 29, 51, 87, 80, 62],
+     [18, 22, 37, 56, 68, 109, 103, 77],
+     [24, 35, 55, 64, 81, 104, 113, 92],
+     [49, 64, 78, 87, 103, 121, 120, 101],
+     [72, 92, 95, 98, 112, 100, 103, 99]], np.float64)
+JPEG_CHROMA = np.full((8, 8), 99.0)
+JPEG_CHROMA[:4, :4] = [[17, 18, 24, 47], [18, 21, 26, 66], [24, 26, 56, 99], [47, 66, 99, 99]]
+
+_RGB_TO_YCBCR = np.array(
+    [[0.299, 0.587, 0.114],
+     [-0.168735892, -0.331264108, 0.5],
+     [0.5, -0.418687589, -0.081312411]])
+_YCBCR_TO_RGB = np.linalg.inv(_RGB_TO_YCBCR)
+_BITS_PER_LEVEL = 2.0
+
+
+def dct_matrix(n: int = BLOCK) -> np.ndarray:
+  """The orthonormal DCT-II matrix `M` (`coefficients = M @ block @ M.T`); JPEG's FDCT."""
+  k = np.arange(n)
+  m = np.cos(np.pi * (2 * k[None, :] + 1) * k[:, None] / (2 * n)) * np.sqrt(2.0 / n)
+  m[0] /= np.sqrt(2.0)
+  return m
+
+
+def h264_qstep(qp: jax.Array) -> jax.Array:
+  """H.264's quantization step for a (continuous) QP, on the 0..255 pixel scale."""
+  return 0.625 * jnp.exp2(qp / 6.0)
+
+
+def _ste(soft: jax.Array, hard: jax.Array) -> jax.Array:
+  return soft + jax.lax.stop_gradient(hard - soft)
+
+
+def jpeg_tables(quality: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """IJG quality (1..100, continuous) -> luma and chroma step tables `[..., 8, 8]`.
+
+  The value is libjpeg's integer table (`floor((T * S + 50) / 100)` clipped to 1..255, S the
+  IJG scale); the gradient is that of the unfloored expression.
+  """
+  quality = jnp.clip(quality, 1.0, 100.0)
+  scale = jnp.where(quality < 50, 5000.0 / quality, 200.0 - 2.0 * quality)
+  tables = []
+  for base in (JPEG_LUMA, JPEG_CHROMA):
+    exact = (jnp.asarray(base, quality.dtype) * scale[..., None, None] + 50.0) / 100.0
+    tables.append(jnp.clip(_ste(exact, jnp.floor(exact)), 1.0, 255.0))
+  return tables[0], tables[1]
+
+
+def _channel_vector(vec: np.ndarray, ndim: int, dtype) -> jax.Array:
+  return jnp.asarray(vec, dtype).reshape((1,) * (ndim - 1) + (-1,))
+
+
+def _to_blocks(plane: jax.Array) -> jax.Array:
+  """`[..., H, W]` (multiples of 8) -> `[..., H/8, 8, W/8, 8]`."""
+  *lead, h, w = plane.shape
+  return plane.reshape(*lead, h // BLOCK, BLOCK, w // BLOCK, BLOCK)
+
+
+def _from_blocks(blocks: jax.Array) -> jax.Array:
+  *lead, hb, _, wb, _ = blocks.shape
+  return blocks.reshape(*lead, hb * BLOCK, wb * BLOCK)
+
+
+def _pool2(plane: jax.Array) -> jax.Array:
+  *lead, h, w = plane.shape
+  return plane.reshape(*lead, h // 2, 2, w // 2, 2).mean(axis=(-3, -1))
+
+
+def _upsample2(plane: jax.Array) -> jax.Array:
+  """2x linear ("fancy", 3/4-1/4 triangle) upsampling, what libjpeg's decoder does."""
+  *lead, h, w = plane.shape
+  return jax.image.resize(plane, (*lead, 2 * h, 2 * w), method="linear", antialias=False)
+
+
+def _expand_map(step_map: jax.Array, factor: int, rank: int) -> jax.Array:
+  """Per-macroblock `[..., Bh, Bw]` map -> per-8x8-block `[..., Bh*f, 1, Bw*f, 1]` of `rank`."""
+  grown = jnp.repeat(jnp.repeat(step_map, factor, axis=-2), factor, axis=-1)
+  *lead, hb, wb = grown.shape
+  grown = grown.reshape(*lead, hb, 1, wb, 1)
+  return grown.reshape((1,) * (rank - grown.ndim) + grown.shape)
+
+
+def _code_plane(plane, step_map, table, factor):
+  """Quantizes one plane `[..., T, H, W]` (0..255 scale, level-shifted).
+
+  Args:
+    plane: the plane, `H` and `W` multiples of 8.
+    step_map: per-macroblock step multipliers `[..., Bh, Bw]`.
+    table: `[8, 8]` per-coefficient steps.
+    factor: 8x8 blocks per macroblock side in this plane (2 for luma, 1 for 4:2:0 chroma).
+
+  Returns:
+    The reconstructed plane and the bits per 8x8 block `[..., T, H/8, W/8]`.
+  """
+  dct = jnp.asarray(dct_matrix(), plane.dtype)
+  blocks = _to_blocks(plane)
+  coef = jnp.einsum("uk,...akbl,vl->...aubv", dct, blocks, dct)
+  steps = _expand_map(step_map, factor, coef.ndim)
+  steps = steps * table.reshape((1,) * (coef.ndim - 4) + (1, BLOCK, 1, BLOCK))
+  levels = coef / steps
+  quantized = _ste(levels, jnp.round(levels)) * steps
+  recon = _from_blocks(jnp.einsum("uk,...aubv,vl->...akbl", dct, quantized, dct))
+
+  def block_bits(lv):
+    return _BITS_PER_LEVEL * jnp.sum(jnp.log2(1.0 + jnp.abs(lv)), axis=(-3, -1))
+
+  intra = block_bits(levels)
+  if levels.shape[-5] > 1:  # the time axis sits before the block axes
+    inter = block_bits(levels[..., 1:, :, :, :, :] - levels[..., :-1, :, :, :, :])
+    rest = jnp.minimum(intra[..., 1:, :, :], inter)
+    bits = jnp.concatenate([intra[..., :1, :, :], rest], axis=-3)
+  else:
+    bits = intra
+  return recon, bits
+
+
+def _code_frames(frames, step_map, tables, *, chroma_subsampling: bool):
+  """Codes `[..., T, H, W, 3]` frames; returns (reconstruction in [0, 1], total bits)."""
+  dtype = frames.dtype
+  h, w = frames.shape[-3], frames.shape[-2]
+  ph, pw = -h % MACROBLOCK, -w % MACROBLOCK
+  pad = [(0, 0)] * (frames.ndim - 3) + [(0, ph), (0, pw), (0, 0)]
+  padded = jnp.pad(frames, pad, mode="edge") * 255.0
+  ycc = jnp.einsum("ij,...j->...i", jnp.asarray(_RGB_TO_YCBCR, dtype), padded)
+  ycc = ycc - _channel_vector(np.array([128.0, 0.0, 0.0]), ycc.ndim, dtype)
+  luma_table, chroma_table = tables
+  planes, total_bits = [], 0.0
+  for channel in range(3):
+    plane = ycc[..., channel]
+    table = luma_table if channel == 0 else chroma_table
+    if channel > 0 and chroma_subsampling:
+      recon, bits = _code_plane(_pool2(plane), step_map, table, 1)
+      recon = _upsample2(recon)
+    else:
+      recon, bits = _code_plane(plane, step_map, table, MACROBLOCK // BLOCK)
+    planes.append(recon)
+    total_bits = total_bits + jnp.sum(bits)
+  ycc = jnp.stack(planes, axis=-1) + _channel_vector(np.array([128.0, 0.0, 0.0]), ycc.ndim, dtype)
+  rgb = jnp.einsum("ij,...j->...i", jnp.asarray(_YCBCR_TO_RGB, dtype), ycc) / 255.0
+  # A real decoder writes 8-bit pixels, so its output is clipped to [0, 1] as well.
+  rgb = jnp.clip(rgb[..., :h, :w, :], 0.0, 1.0)
+  return rgb, total_bits
+
+
+def _check_mode(mode: str) -> None:
+  if mode not in ("h264", "jpeg"):
+    raise ValueError(f"quantization: mode must be 'h264' or 'jpeg', got {mode!r}")
+
+
+def _steps_for(mode: str, physical: jax.Array):
+  """Physical values (QP or quality) -> (step multiplier map, (luma, chroma) tables)."""
+  if mode == "h264":
+    ones = jnp.ones((BLOCK, BLOCK), physical.dtype)
+    return h264_qstep(physical), (ones, ones)
+  luma, chroma = jpeg_tables(physical)
+  return jnp.ones_like(physical), (luma, chroma)
+
+
+def quantization(
+    *,
+    mode: str = "h264",
+    values: Sequence[float] | None = None,
+    chroma_subsampling: bool = True,
+    round_rule: str = "up",
+) -> _base.Knob:
+  """Quantization knob: a codec-like block-DCT transform at one quality for the whole segment.
+
+  Forward: the coefficients are really rounded (the output is a genuinely quantized stream);
+  backward: straight-through, so the gradient with respect to the step is the rounding error
+  each coefficient makes, which the DNN's gradient then weighs.
+
+  Cost: a differentiable estimate of the bytes of the quantized coefficients (unit
+  ``"bytes"``; headers excluded), summed over the frames and leading batch axes.
+
+  Example:
+    >>> import jax, jax.numpy as jnp, knobs
+    >>> knob = knobs.quantization()                        # H.264 QP 50 ... 20
+    >>> frames = jax.random.uniform(jax.random.key(0), (2, 20, 30, 3))
+    >>> float(knob.to_physical(jnp.float32(0.0)))
+    50.0
+    >>> knob.apply(jnp.float32(0.5), frames).shape
+    (2, 20, 30, 3)
+
+  Args:
+    mode: `"h264"` (setting -> QP, one step for all coefficients) or `"jpeg"` (setting -> IJG
+      quality with the standard tables).
+    values: the discrete QPs (decreasing) or qualities (increasing), cheapest first; default QP
+      50, 48, ..., 20 or quality 10, 20, ..., 90, 95.
+    chroma_subsampling: code chroma at half resolution (4:2:0), as x264's yuv420p and JPEG do.
+    round_rule: `"up"` (more expensive neighbour) or `"nearest"`.
+
+  Returns:
+    A `Knob` with a scalar setting.
+  """
+  _check_mode(mode)
+  if values is None:
+    values = DEFAULT_QPS if mode == "h264" else DEFAULT_QUALITIES
+  ladder_values = _base.ladder(values, name="quantization")
+  _check_ladder(mode, ladder_values)
+
+  def to_physical(setting):
+    return _base.ladder_to_physical(ladder_values, setting)
+
+  def _code(setting, frames):
+    physical = to_physical(_base.as_setting(setting, frames.dtype))
+    step, tables = _steps_for(mode, physical)
+    grid = (-(-frames.shape[-3] // MACROBLOCK), -(-frames.shape[-2] // MACROBLOCK))
+    step_map = jnp.broadcast_to(step, grid)
+    return _code_frames(frames, step_map, tables, chroma_subsampling=chroma_subsampling)
+
+  return _codec_knob("quantization", (), _code, ladder_values, to_physical, round_rule)
+
+
+def roi_quality(
+    frame_size: tuple[int, int],
+    *,
+    values: Sequence[float] = DEFAULT_QPS,
+    chroma_subsampling: bool = True,
+    round_rule: str = "up",
+) -> _base.Knob:
+  """Region-of-interest quality: one H.264-style QP per 16x16 macroblock.
+
+  The setting is an array `[ceil(H / 16), ceil(W / 16)]` of per-block settings in `[0, 1]`;
+  each block is quantized with the step of its own QP. This is the quality map of RoI encoding
+  (x264's per-macroblock QP offsets), and its gradient says which blocks the DNN needs sharp.
+
+  Cost: the bytes estimate of `quantization`, which adds up block by block (unit ``"bytes"``).
+
+  Example:
+    >>> import jax.numpy as jnp, knobs
+    >>> knob = knobs.roi_quality((36, 50))
+    >>> knob.init().shape
+    (3, 4)
+
+  Args:
+    frame_size: `(H, W)` of the frames this knob will see.
+    values: the discrete QPs, cheapest (highest) first.
+    chroma_subsampling: code chroma at 4:2:0.
+    round_rule: `"up"` (more expensive neighbour) or `"nearest"`.
+
+  Returns:
+    A `Knob` whose setting is the per-macroblock array.
+  """
+  height, width = (int(v) for v in frame_size)
+  if height < 1 or width < 1:
+    raise ValueError(f"roi_quality: frame_size must be positive, got {frame_size}")
+  grid = (-(-height // MACROBLOCK), -(-width // MACROBLOCK))
+  ladder_values = _base.ladder(values, name="roi_quality")
+  _check_ladder("h264", ladder_values)
+
+  def to_physical(setting):
+    return _base.ladder_to_physical(ladder_values, setting)
+
+  def _code(setting, frames):
+    if frames.shape[-3:-1] != (height, width):
+      raise ValueError(
+          f"roi_quality: built for {height}x{width} frames, got {frames.shape[-3]}x"
+          f"{frames.shape[-2]}; make a knob with roi_quality(({frames.shape[-3]}, "
+          f"{frames.shape[-2]}))")
+    qp = to_physical(_base.as_setting(setting, frames.dtype))
+    ones = jnp.ones((BLOCK, BLOCK), frames.dtype)
+    return _code_frames(frames, h264_qstep(qp), (ones, ones), chroma_subsampling=chroma_subsampling)
+
+  knob = _codec_knob("roi_quality", grid, _code, ladder_values, to_physical, round_rule)
+  return knob._replace(init=lambda: jnp.ones(grid, jnp.float32))
+
+
+def _check_ladder(mode: str, values: np.ndarray) -> None:
+  if mode == "h264" and not (values[0] > values[-1] and values.min() >= 0 and values.max() <= 51):
+    raise ValueError(f"QP values must decrease (cheapest first) within 0..51, got {values}")
+  if mode == "jpeg" and not (values[0] < values[-1] and values.min() >= 1 and values.max() <= 100):
+    raise ValueError(f"quality values must increase (cheapest first) within 1..100, got {values}")
+
+
+def _codec_knob(name, setting_shape, code, values, to_physical, round_rule) -> _base.Knob:
+  jitted = jax.jit(code)
+
+  def apply(setting, frames):
+    _base.check_setting(setting, name=name, shape=setting_shape)
+    _base.check_video(frames)
+    return jitted(setting, frames)[0]
+
+  def cost(setting, frames):
+    _base.check_setting(setting, name=name, shape=setting_shape)
+    _base.check_video(frames)
+    return jitted(setting, frames)[1] / 8.0
+
+  return _base.Knob(
+      init=lambda: jnp.ones(setting_shape, jnp.float32),
+      apply=apply,
+      cost=cost,
+      values=values,
+      to_physical=to_physical,
+      round=lambda setting: _base.ladder_round(len(values), setting, rule=round_rule),
+      name=name,
+      unit="bytes",
+  )

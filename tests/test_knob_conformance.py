@@ -1,0 +1,248 @@
+"""The conformance suite every knob, present and future, runs through.
+
+The cases are written once in `_Conformance`; `TestEager`, `TestJit` and `TestVmap` run them
+with the knob's functions called directly, under `jax.jit`, and under `jax.vmap` (dm_pix's
+pattern). A new knob joins by adding one entry to `CASES`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.test_util import check_grads
+
+import knobs
+from tests import clips
+
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+  make: Callable[[tuple[int, int]], knobs.Knob]
+  smooth_apply: bool = False  # check_grads applies to apply (no straight-through pieces)
+  smooth_cost: bool = False
+
+
+CASES = {
+    "resolution": Case(lambda hw: knobs.resolution(), smooth_apply=True, smooth_cost=True),
+    "frame_rate": Case(lambda hw: knobs.frame_rate(source_fps=10.0)),
+    "quantization": Case(lambda hw: knobs.quantization(), smooth_cost=True),
+    # JPEG's tables are integers (floored straight-through), so its cost is a step function.
+    "quantization_jpeg": Case(lambda hw: knobs.quantization(mode="jpeg")),
+    "roi_quality": Case(lambda hw: knobs.roi_quality(hw), smooth_cost=True),
+    "frame_filter": Case(lambda hw: knobs.frame_filter()),
+    "chain": Case(lambda hw: knobs.chain(
+        resolution=knobs.scale_cost(knobs.resolution(), 0.0, unit="bytes"),
+        frame_rate=knobs.scale_cost(knobs.frame_rate(), 0.0, unit="bytes"),
+        qp=knobs.quantization())),
+}
+NAMES = sorted(CASES)
+
+
+@functools.cache
+def _knob(name: str, frame_size: tuple[int, int]) -> knobs.Knob:
+  """One knob per case and size, so its jitted functions compile once for the whole suite."""
+  return CASES[name].make(frame_size)
+# Not multiples of 8 or 16 on purpose; the second is a single odd-sized frame.
+SIZES = [(4, 37, 53), (1, 9, 31)]
+
+
+def _frames(num_frames=4, height=37, width=53):
+  return jnp.asarray(clips.pan(num_frames, height, width))
+
+
+def _at(knob: knobs.Knob, level: float):
+  """The knob's setting with every leaf at `level`."""
+  return jax.tree.map(lambda s: jnp.full_like(s, level), knob.init())
+
+
+def _leaves_finite(tree) -> bool:
+  return all(bool(jnp.all(jnp.isfinite(leaf))) for leaf in jax.tree.leaves(tree))
+
+
+class _Conformance:
+  """Cases shared by every variant. `variant(fn)` returns the function the case should call."""
+
+  def variant(self, fn):
+    raise NotImplementedError
+
+  @pytest.mark.parametrize("name", NAMES)
+  @pytest.mark.parametrize("size", SIZES)
+  def test_shape_and_dtype_preserved(self, name, size):
+    frames = _frames(*size)
+    knob = _knob(name, size[1:])
+    for level in (0.0, 0.4, 1.0):
+      out = self.variant(knob.apply)(_at(knob, level), frames)
+      assert out.shape == frames.shape and out.dtype == frames.dtype
+      assert _leaves_finite(out)
+
+  @pytest.mark.parametrize("name", NAMES)
+  def test_agrees_with_eager(self, name):
+    frames = _frames()
+    knob = _knob(name, frames.shape[1:3])
+    for level in (0.15, 0.6):
+      setting = _at(knob, level)
+      eager_out = knob.apply(setting, frames)
+      out = self.variant(knob.apply)(setting, frames)
+      # A straight-through rounding may land a coefficient on the other side of .5 when XLA fuses
+      # differently; the streams must still agree almost everywhere.
+      close = np.isclose(np.asarray(out), np.asarray(eager_out), atol=1e-4)
+      assert close.mean() > 0.999, f"{name}: {1 - close.mean():.2%} of pixels differ"
+      np.testing.assert_allclose(
+          self.variant(knob.cost)(setting, frames), knob.cost(setting, frames), rtol=1e-4)
+
+  @pytest.mark.parametrize("name", NAMES)
+  @pytest.mark.parametrize("size", SIZES)
+  def test_gradients_finite_at_bounds_and_odd_sizes(self, name, size):
+    frames = _frames(*size)
+    knob = _knob(name, size[1:])
+    weights = jnp.asarray(np.random.default_rng(0).standard_normal(frames.shape), frames.dtype)
+
+    def objective(setting, frames):
+      return jnp.sum(knob.apply(setting, frames) * weights) + knob.cost(setting, frames)
+
+    grad_fn = self.variant(jax.grad(objective, argnums=(0, 1)))
+    for level in (0.0, 1.0, 0.5):
+      grad_setting, grad_frames = grad_fn(_at(knob, level), frames)
+      assert _leaves_finite(grad_setting), f"{name} setting gradient at {level}: {grad_setting}"
+      assert _leaves_finite(grad_frames), f"{name} frame gradient at {level} not finite"
+
+  @pytest.mark.parametrize("name", NAMES)
+  def test_cost_monotone_in_setting(self, name):
+    frames = _frames(6)
+    knob = _knob(name, frames.shape[1:3])
+    levels = np.linspace(0.0, 1.0, 11)
+    costs = [float(self.variant(knob.cost)(_at(knob, level), frames)) for level in levels]
+    assert all(np.diff(costs) >= -1e-6 * max(costs)), f"{name}: {costs}"
+    assert costs[-1] > costs[0], f"{name}: cost does not depend on the setting: {costs}"
+
+  @pytest.mark.parametrize("name", NAMES)
+  def test_cost_gradient_points_up(self, name):
+    """More quality costs more: d cost / d setting >= 0 at interior settings."""
+    frames = _frames()
+    knob = _knob(name, frames.shape[1:3])
+    grad = self.variant(jax.grad(knob.cost))(_at(knob, 0.55), frames)
+    total = sum(float(jnp.sum(leaf)) for leaf in jax.tree.leaves(grad))
+    assert total > 0, f"{name}: d cost / d setting = {grad}"
+
+
+class TestEager(_Conformance):
+  def variant(self, fn):
+    return fn
+
+
+class TestJit(_Conformance):
+  def variant(self, fn):
+    return jax.jit(fn)
+
+
+class TestVmap(_Conformance):
+  """Runs on a batch of two (the given inputs and a perturbed copy) and checks both rows."""
+
+  def variant(self, fn):
+    def batched(setting, frames):
+      other_setting = jax.tree.map(lambda s: jnp.clip(0.9 - 0.5 * s, 0.0, 1.0), setting)
+      other_frames = frames[..., ::-1, :]  # mirrored: same statistics, different content
+      settings = jax.tree.map(lambda a, b: jnp.stack([a, b]), setting, other_setting)
+      out = jax.vmap(fn)(settings, jnp.stack([frames, other_frames]))
+      expected_other = fn(other_setting, other_frames)
+      jax.tree.map(
+          lambda got, want: np.testing.assert_allclose(got[1], want, rtol=1e-4, atol=1e-4),
+          out, expected_other)
+      return jax.tree.map(lambda a: a[0], out)
+
+    return batched
+
+
+# --------------------------------------------------------------------------- per-knob facts
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if CASES[n].smooth_apply])
+def test_apply_matches_finite_differences(name):
+  with jax.enable_x64(True):
+    frames = jnp.asarray(clips.pan(2, 21, 27), jnp.float64)
+    knob = _knob(name, frames.shape[1:3])
+    for level in (0.13, 0.47, 0.86):  # between the ladder's rungs, where it is smooth
+      setting = jax.tree.map(lambda s: jnp.full(s.shape, level, jnp.float64), knob.init())
+      check_grads(lambda s: knob.apply(s, frames), (setting,), order=1, modes=("rev",),
+                  atol=1e-4, rtol=1e-3)
+      check_grads(lambda x: knob.apply(setting, x), (frames,), order=1, modes=("rev",))
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if CASES[n].smooth_cost])
+def test_cost_matches_finite_differences(name):
+  with jax.enable_x64(True):
+    frames = jnp.asarray(clips.pan(3, 19, 24), jnp.float64)
+    knob = _knob(name, frames.shape[1:3])
+    for level in (0.13, 0.47, 0.86):
+      setting = jax.tree.map(lambda s: jnp.full(s.shape, level, jnp.float64), knob.init())
+      check_grads(lambda s: knob.cost(s, frames), (setting,), order=1, modes=("rev",),
+                  atol=1e-3, rtol=1e-3)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_leading_batch_axes(name):
+  frames = jnp.stack([_frames(), _frames()[..., ::-1, :, :]])
+  knob = _knob(name, frames.shape[2:4])
+  setting = _at(knob, 0.45)
+  out = knob.apply(setting, frames)
+  for i in range(2):
+    np.testing.assert_allclose(out[i], knob.apply(setting, frames[i]), atol=1e-5)
+  np.testing.assert_allclose(
+      knob.cost(setting, frames),
+      knob.cost(setting, frames[0]) + knob.cost(setting, frames[1]), rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_ladder_endpoints_and_rounding(name):
+  knob = _knob(name, (37, 53))
+  ladders = knob.values if isinstance(knob.values, dict) else {"": knob.values}
+  physical_low = knob.to_physical(_at(knob, 0.0))
+  physical_high = knob.to_physical(_at(knob, 1.0))
+  low = physical_low if isinstance(physical_low, dict) else {"": physical_low}
+  high = physical_high if isinstance(physical_high, dict) else {"": physical_high}
+  for key, values in ladders.items():
+    np.testing.assert_allclose(low[key], values[0], rtol=1e-6)
+    np.testing.assert_allclose(high[key], values[-1], rtol=1e-6)
+  for level in np.linspace(0, 1, 23):
+    setting = _at(knob, level)
+    rounded = knob.round(setting)
+    settings = setting if isinstance(setting, dict) else {"": setting}
+    roundeds = rounded if isinstance(rounded, dict) else {"": rounded}
+    for key, values in ladders.items():
+      leaf_in, leaf_out, n = settings[key], roundeds[key], len(values)
+      # The paper's rule: the more expensive neighbour, on the grid i / (n - 1).
+      assert np.all(np.asarray(leaf_out) >= np.asarray(leaf_in) - 1e-4)
+      assert np.all(np.asarray(leaf_out) - np.asarray(leaf_in) < 1.0 / (n - 1) + 1e-6)
+      grid = np.asarray(leaf_out) * (n - 1)
+      np.testing.assert_allclose(grid, np.round(grid), atol=1e-5)
+
+
+def test_jitted_chain_is_traced_once_over_new_settings():
+  frames = _frames()
+  knob = _knob("chain", frames.shape[1:3])
+  traces = []
+
+  @jax.jit
+  def objective(setting):
+    traces.append(1)
+    out = knob.apply(setting, frames)
+    return jnp.mean(out) - 1e-6 * knob.cost(setting, frames)
+
+  for level in np.linspace(0.05, 1.0, 10):
+    jax.value_and_grad(objective)(_at(knob, float(level)))
+  assert len(traces) == 1
+
+
+def test_chain_applies_members_in_camera_order():
+  frames = _frames()
+  res, qp = knobs.resolution(), knobs.quantization()
+  knob = knobs.chain(resolution=res, qp=qp)
+  setting = {"resolution": jnp.float32(0.3), "qp": jnp.float32(0.6)}
+  expected = qp.apply(setting["qp"], res.apply(setting["resolution"], frames))
+  np.testing.assert_allclose(knob.apply(setting, frames), expected, atol=1e-6)
