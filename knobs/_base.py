@@ -159,11 +159,13 @@ def check_video(frames: Any, *, name: str = "frames", channels: int | None = 3) 
 def check_setting(setting: Any, *, name: str, shape: tuple[int, ...] = ()) -> None:
   """Raises a `ValueError` if a concrete setting is not a float array of `shape` in `[0, 1]`.
 
-  Traced settings are only checked for shape; `apply` clips them into `[0, 1]`.
+  Traced settings are only checked for shape; `apply` clips them into `[0, 1]`. To run one
+  knob on a batch of settings, `jax.vmap` it.
   """
   arr_shape = tuple(np.shape(setting))
-  if arr_shape[len(arr_shape) - len(shape):] != shape:
-    raise ValueError(f"{name}: setting must have trailing shape {shape}, got {arr_shape}")
+  if arr_shape != shape:
+    raise ValueError(
+        f"{name}: setting must have shape {shape}, got {arr_shape} (use jax.vmap for a batch)")
   if _is_concrete(setting):
     values = np.asarray(setting, dtype=np.float64)
     if not np.all(np.isfinite(values)):

@@ -61,7 +61,9 @@ def gallery_knobs(frame_size: tuple[int, int]) -> dict[str, knobs.Knob]:
 
 def fidelity(frames: jax.Array, reference: jax.Array) -> jax.Array:
   """Mean SSIM of `[..., T, H, W, 3]` frames against the reference: a stand-in accuracy proxy."""
-  return jnp.mean(pix.ssim(frames, reference))
+  # dm_pix mixes int32 and float internally, which strict promotion (our tests') rejects.
+  with jax.numpy_dtype_promotion("standard"):
+    return jnp.mean(pix.ssim(frames, reference))
 
 
 @dataclasses.dataclass

@@ -1,0 +1,43 @@
+"""jaxlib 0.10.2 miscompiles this block under jit on XLA:CPU (eager is right, jit off by 3.7).
+
+Found while porting MediaPipe's face detector; the reason jax and jaxlib are pinned to 0.10.1.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+def _block(x, depthwise, pointwise):
+  r = jax.nn.relu(x)
+  y = jax.lax.conv_general_dilated(
+      r, depthwise, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"),
+      feature_group_count=24)
+  y = jax.lax.conv_general_dilated(
+      y, pointwise, (1, 1), "SAME", dimension_numbers=("NHWC", "OHWI", "NHWC"))
+  z = jax.nn.relu(jnp.pad(r, [[0, 0], [0, 0], [0, 0], [0, 4]]) + y)
+  return jax.lax.reduce_window(z, -jnp.inf, jax.lax.max, (1, 2, 2, 1), (1, 2, 2, 1), "SAME")
+
+
+def _numpy_block(x, depthwise, pointwise):
+  """Float64 NumPy reference of the same block."""
+  x, depthwise, pointwise = (np.asarray(a, np.float64) for a in (x, depthwise, pointwise))
+  r = np.maximum(x, 0)
+  p = np.pad(r, [(0, 0), (1, 1), (1, 1), (0, 0)])
+  _, h, w, _ = x.shape
+  y = sum(p[:, i:i + h, j:j + w, :] * depthwise[i, j, 0] for i in range(3) for j in range(3))
+  y = np.einsum("nhwc,oc->nhwo", y, pointwise[:, 0, 0, :])
+  z = np.maximum(np.pad(r, [(0, 0), (0, 0), (0, 0), (0, 4)]) + y, 0)
+  return z.reshape(1, h // 2, 2, w // 2, 2, -1).max(axis=(2, 4))
+
+
+def test_jit_matches_eager_and_numpy_on_residual_block_with_max_pool():
+  rng = np.random.default_rng(0)
+  x = rng.standard_normal((1, 64, 64, 24)).astype(np.float32)
+  depthwise = rng.standard_normal((3, 3, 1, 24)).astype(np.float32) * 0.3
+  pointwise = rng.standard_normal((28, 1, 1, 24)).astype(np.float32) * 0.3
+  eager = _block(x, depthwise, pointwise)
+  jitted = jax.jit(_block)(x, depthwise, pointwise)
+  reference = _numpy_block(x, depthwise, pointwise)
+  np.testing.assert_allclose(eager, reference, atol=1e-4)
+  np.testing.assert_allclose(jitted, reference, atol=1e-4)
