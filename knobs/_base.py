@@ -8,6 +8,8 @@ ladder of discrete physical values a real system can use. Settings are normalise
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
 from typing import Any, Callable, NamedTuple, Protocol, Sequence
 
@@ -116,6 +118,20 @@ def _is_concrete(x: Any) -> bool:
   return not isinstance(x, jax.core.Tracer)
 
 
+# Set while a chain runs its members: the chain checked the values of its input once, and what
+# flows between members is the knobs' own output.
+_VALUES_CHECKED = contextvars.ContextVar("knobs_values_checked", default=False)
+
+
+@contextlib.contextmanager
+def _values_checked():
+  token = _VALUES_CHECKED.set(True)
+  try:
+    yield
+  finally:
+    _VALUES_CHECKED.reset(token)
+
+
 def check_video(frames: Any, *, name: str = "frames", channels: int | None = 3) -> None:
   """Raises a `ValueError` naming the problem if `frames` is not a valid video segment.
 
@@ -146,7 +162,7 @@ def check_video(frames: Any, *, name: str = "frames", channels: int | None = 3) 
     raise ValueError(f"{name} has an empty frame (H x W = {h} x {w}) in shape {shape}")
   if channels is not None and c != channels:
     raise ValueError(f"{name} must have {channels} channels (last axis), got shape {shape}")
-  if _is_concrete(frames):
+  if _is_concrete(frames) and not _VALUES_CHECKED.get():
     values = np.asarray(frames)
     if not np.all(np.isfinite(values)):
       bad = np.argwhere(~np.isfinite(values))[0]
@@ -245,8 +261,10 @@ def chain(**knobs: Knob) -> Knob:
 
   def apply_fn(setting: Setting, data: jax.Array) -> jax.Array:
     _check(setting)
-    for key in names:
-      data = knobs[key].apply(setting[key], data)
+    check_video(data, channels=None)
+    with _values_checked():
+      for key in names:
+        data = knobs[key].apply(setting[key], data)
     return data
 
   def cost_fn(setting: Setting, data: jax.Array) -> jax.Array:
@@ -255,11 +273,13 @@ def chain(**knobs: Knob) -> Knob:
       raise ValueError(
           f"chain: cannot add costs in different units {units}; wrap members in "
           f"knobs.scale_cost(knob, factor, unit=...) to convert them (factor 0 drops one)")
+    check_video(data, channels=None)
     total = None
-    for key in names:
-      term = knobs[key].cost(setting[key], data)
-      total = term if total is None else total + term
-      data = knobs[key].apply(setting[key], data)
+    with _values_checked():
+      for key in names:
+        term = knobs[key].cost(setting[key], data)
+        total = term if total is None else total + term
+        data = knobs[key].apply(setting[key], data)
     return total
 
   def to_physical_fn(setting: Setting) -> dict[str, Any]:

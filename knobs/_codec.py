@@ -50,6 +50,7 @@ _RGB_TO_YCBCR = np.array(
      [0.5, -0.418687589, -0.081312411]])
 _YCBCR_TO_RGB = np.linalg.inv(_RGB_TO_YCBCR)
 _BITS_PER_LEVEL = 2.0
+_SMOOTH_LEVEL = 0.05  # in quantization levels: |level| is smoothed below about this
 
 
 def dct_matrix(n: int = BLOCK) -> np.ndarray:
@@ -140,7 +141,10 @@ def _code_plane(plane, step_map, table, factor):
   recon = _from_blocks(jnp.einsum("uk,...aubv,vl->...akbl", dct, quantized, dct))
 
   def block_bits(lv):
-    return _BITS_PER_LEVEL * jnp.sum(jnp.log2(1.0 + jnp.abs(lv)), axis=(-3, -1))
+    # A smooth |lv|: a held frame differs from its original by float noise only, and the sign of
+    # that noise must not decide the gradient (it did, and vmap rounded differently).
+    magnitude = jnp.sqrt(lv * lv + _SMOOTH_LEVEL**2) - _SMOOTH_LEVEL
+    return _BITS_PER_LEVEL * jnp.sum(jnp.log2(1.0 + magnitude), axis=(-3, -1))
 
   intra = block_bits(levels)
   if levels.shape[-5] > 1:  # the time axis sits before the block axes

