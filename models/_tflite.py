@@ -27,7 +27,8 @@ class Op:
   kind: str
   inputs: tuple[int, ...]
   outputs: tuple[int, ...]
-  options: dict
+  options: tuple[tuple[str, Any], ...]  # sorted (name, value) pairs: hashable, so NNX can be
+  # jitted with the graph as static structure
 
 
 @dataclasses.dataclass
@@ -108,7 +109,7 @@ def read_graph(path: str | pathlib.Path) -> Graph:
       # float16 weights: dequantize once at load, not in every forward pass.
       constants[outputs[0]] = constants[inputs[0]].astype(np.float32)
       continue
-    ops.append(Op(kind, inputs, outputs, _options(op, kind)))
+    ops.append(Op(kind, inputs, outputs, tuple(sorted(_options(op, kind).items()))))
   for key, value in constants.items():
     if value.dtype == np.float16:
       constants[key] = value.astype(np.float32)
@@ -217,28 +218,29 @@ class TFLiteNet(nnx.Module):
     self.inputs = nnx.static(graph.inputs)
     self.outputs = nnx.static(graph.outputs)
     self.output_names = nnx.static(tuple(graph.names[t] for t in graph.outputs))
-    self.shapes = nnx.static(dict(graph.shapes))
+    self.shapes = nnx.static(tuple(sorted(graph.shapes.items())))
     floats = {f"t{k}": nnx.Param(jnp.asarray(v)) for k, v in graph.constants.items()
               if v.dtype == np.float32}
     self.weights = nnx.Dict(floats)
-    self.int_constants = nnx.static(
-        {k: tuple(np.asarray(v).ravel().tolist()) for k, v in graph.constants.items()
-         if v.dtype != np.float32})
+    self.int_constants = nnx.static(tuple(sorted(
+        (k, tuple(np.asarray(v).ravel().tolist())) for k, v in graph.constants.items()
+        if v.dtype != np.float32)))
 
   def _constant(self, index):
     key = f"t{index}"
     if key in self.weights:
       return self.weights[key][...]
-    return np.asarray(self.int_constants[index])
+    return np.asarray(dict(self.int_constants)[index])
 
   def __call__(self, x: jax.Array) -> dict[str, jax.Array]:
     values = {self.inputs[0]: x}
+    shapes = dict(self.shapes)
 
     def get(index):
       return values[index] if index in values else self._constant(index)
 
     for op in self.ops:
-      kind, opts = op.kind, op.options
+      kind, opts = op.kind, dict(op.options)
       args = [get(i) if i >= 0 else None for i in op.inputs]
       if kind == "CONV_2D":
         out = jax.lax.conv_general_dilated(
@@ -278,7 +280,7 @@ class TFLiteNet(nnx.Module):
       elif kind == "AVERAGE_POOL_2D":
         out = _pool(args[0], opts, "mean")
       elif kind == "RESHAPE":
-        shape = self.shapes[op.outputs[0]]
+        shape = shapes[op.outputs[0]]
         out = args[0].reshape((args[0].shape[0],) + tuple(shape[1:]))
       elif kind == "CONCATENATION":
         out = _activate(jnp.concatenate(args, axis=opts["axis"]), opts.get("activation"))
@@ -291,7 +293,7 @@ class TFLiteNet(nnx.Module):
         out = jnp.einsum("ah,nhwc->nawc", rows, args[0])
         out = jnp.einsum("bw,nawc->nabc", cols, out)
       elif kind == "CUSTOM:Convolution2DTransposeBias":
-        out = _transpose_conv_bias(args[0], args[1], args[2], self.shapes[op.outputs[0]])
+        out = _transpose_conv_bias(args[0], args[1], args[2], shapes[op.outputs[0]])
       else:
         raise NotImplementedError(f"TFLite op {kind} is not supported by this importer")
       values[op.outputs[0]] = out
