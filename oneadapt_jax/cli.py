@@ -26,9 +26,17 @@ def _parser() -> argparse.ArgumentParser:
   fidelity.add_argument("--clips", nargs="+", default=["bikes", "carphone"])
   fidelity.add_argument("--segment", type=int, default=0, help="which segment of each clip")
   fidelity.add_argument("--preset", default="medium", help="x264 preset")
+  run = sub.add_parser(
+      "run", help="OneAdapt and its baselines on a bundled clip over real x264 encodes (resumable)")
+  run.add_argument("--clip", default="carphone")
+  run.add_argument("--task", default="detection", choices=["detection", "segmentation", "keypoints"])
+  run.add_argument("--lambda", dest="lambdas", type=float, nargs="+", default=[0.1, 0.3, 1.0])
+  run.add_argument("--methods", nargs="+", default=["oneadapt", "awstream", "oracle"])
+  run.add_argument("--max-segments", type=int, default=None)
+  run.add_argument("--out", type=pathlib.Path, default=pathlib.Path("results/run"))
   check = sub.add_parser(
       "proxy-check", help="Spearman of each accuracy proxy against its real metric over x264 encodes")
-  for p in (demo, gallery, fidelity, check):
+  for p in (demo, gallery, fidelity, check, run):
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
   return parser
 
@@ -55,6 +63,12 @@ def main(argv: list[str] | None = None) -> int:
 
       fidelity.main_fidelity(args.out, clips=args.clips, segment_index=args.segment,
                              preset=args.preset, progress=not args.no_progress)
+    elif args.command == "run":
+      from oneadapt_jax import adapt
+
+      adapt.run(args.out, task=args.task, clip=args.clip, lambdas=args.lambdas,
+                methods=args.methods, max_segments=args.max_segments,
+                progress=not args.no_progress)
     elif args.command == "proxy-check":
       from oneadapt_jax import proxy_check
 
