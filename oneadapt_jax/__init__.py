@@ -1,9 +1,13 @@
 """OneAdapt in JAX: accuracy gradients for configuration knobs, the controller, baselines, codec.
 
 The knob library lives in the separate, light package `knobs`; pretrained networks in `models`.
-This package holds what ties them together. So far: the knob gallery (`oneadapt gallery`).
+This package ties them together: real clips (`data`, `tfds_video`), the x264 encoder (`codec`),
+surrogate fidelity (`fidelity`), proxies and metrics, AccGrad (`acc_grad`, `accgrad`), the
+controller and baselines (`adapt`), and the `oneadapt` CLI.
 """
+
+from oneadapt_jax.accgrad import acc_grad as acc_grad
 
 __version__ = "0.1.0"
 
-__all__ = ("__version__",)
+__all__ = ("__version__", "acc_grad")
