@@ -10,7 +10,8 @@ Utility, for choosing and comparing: `accuracy - lambda * bytes / bytes_best`, w
 
 - `oneadapt`: per segment, encode at the rounded setting, run the model on what was decoded,
   then one AccGrad (fused `jax.vjp`) and the surrogate's byte gradient give one Adam step (betas
-  0.5, 0.5, as in the paper's code) on `-proxy / proxy_ref + lambda * cost / cost_ref`; the
+  0.5, 0.5 and learning rate 0.5, as in the paper's batch runs) on
+  `-proxy / proxy_ref + lambda * cost / cost_ref`; the
   setting is kept in `[0, 1]` and rounded up to the ladder for the next segment.
 - `static`: one configuration held throughout.
 - `awstream`: profiles the whole resolution x QP grid on the first segment, keeps the Pareto
@@ -154,7 +155,7 @@ def awstream(workload: Workload, lam: float, *, profile_segments: int = 1) -> li
   return records
 
 
-def oneadapt(workload: Workload, lam: float, *, learning_rate: float = 0.1,
+def oneadapt(workload: Workload, lam: float, *, learning_rate: float = 0.5,
              betas: tuple[float, float] = (0.5, 0.5)) -> list[Record]:
   res_knob, qp_knob = knobs.resolution(), knobs.quantization()
   knob = knobs.chain(resolution=knobs.scale_cost(res_knob, 0.0, unit="bytes"), qp=qp_knob)
@@ -176,9 +177,10 @@ def oneadapt(workload: Workload, lam: float, *, learning_rate: float = 0.1,
   proxy_ref = cost_ref = None
   records = []
   for i, segment in enumerate(workload.segments):
+    # The rung's exact physical value (interpolating in float32 would hand x264 QP 22.0000019).
     rounded = knob.round(setting)
-    physical = knob.to_physical(rounded)
-    r, q = float(physical["resolution"]), float(physical["qp"])
+    r = float(res_knob.values[int(round(float(rounded["resolution"]) * (len(res_knob.values) - 1)))])
+    q = float(qp_knob.values[int(round(float(rounded["qp"]) * (len(qp_knob.values) - 1)))])
     accuracy, num_bytes = workload.evaluate(i, r, q)
     records.append(Record("oneadapt", i, r, q, accuracy, num_bytes, frames_per_segment,
                           backward_passes=frames_per_segment))
