@@ -21,6 +21,7 @@ from knobs._base import KnobCostFn as KnobCostFn
 from knobs._base import KnobInitFn as KnobInitFn
 from knobs._base import chain as chain
 from knobs._base import check_video as check_video
+from knobs._base import ladder_index as ladder_index
 from knobs._base import scale_cost as scale_cost
 from knobs._codec import quantization as quantization
 from knobs._codec import roi_quality as roi_quality
@@ -37,6 +38,7 @@ __all__ = (
     "check_video",
     "frame_filter",
     "frame_rate",
+    "ladder_index",
     "quantization",
     "resolution",
     "roi_quality",

@@ -276,10 +276,11 @@ def chain(**knobs: Knob) -> Knob:
     check_video(data, channels=None)
     total = None
     with _values_checked():
-      for key in names:
+      for position, key in enumerate(names):
         term = knobs[key].cost(setting[key], data)
         total = term if total is None else total + term
-        data = knobs[key].apply(setting[key], data)
+        if position + 1 < len(names):  # the last member's output feeds nothing
+          data = knobs[key].apply(setting[key], data)
     return total
 
   def to_physical_fn(setting: Setting) -> dict[str, Any]:

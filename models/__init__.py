@@ -20,6 +20,7 @@ from models._mediapipe import BlazeFace as BlazeFace
 from models._mediapipe import Detections as Detections
 from models._mediapipe import FaceLandmark as FaceLandmark
 from models._mediapipe import SelfieSegmentation as SelfieSegmentation
+from models._mediapipe import box_iou as box_iou
 from models._mediapipe import fetch_weights as fetch_weights
 from models._mediapipe import load as load
 from models._mediapipe import postprocess as postprocess
@@ -34,6 +35,7 @@ __all__ = (
     "AssetMissingError",
     "Distribution",
     "asset_path",
+    "box_iou",
     "cache_dir",
     "fetch",
     "fetch_weights",

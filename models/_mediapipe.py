@@ -168,15 +168,16 @@ class Detections:
   keypoints: np.ndarray
 
 
-def _iou(box, boxes):
-  x0 = np.maximum(box[0], boxes[:, 0])
-  y0 = np.maximum(box[1], boxes[:, 1])
-  x1 = np.minimum(box[2], boxes[:, 2])
-  y1 = np.minimum(box[3], boxes[:, 3])
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+  """Intersection over union `[N, M]` of boxes `a [N, 4]` and `b [M, 4]` (x0, y0, x1, y1)."""
+  x0 = np.maximum(a[:, None, 0], b[None, :, 0])
+  y0 = np.maximum(a[:, None, 1], b[None, :, 1])
+  x1 = np.minimum(a[:, None, 2], b[None, :, 2])
+  y1 = np.minimum(a[:, None, 3], b[None, :, 3])
   inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
-  area = (box[2] - box[0]) * (box[3] - box[1])
-  areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-  return inter / np.maximum(area + areas - inter, 1e-9)
+  area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+  area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+  return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
 
 
 def blazeface_detections(model: BlazeFace, outputs: dict, frame_size: tuple[int, int], *,
@@ -215,7 +216,7 @@ def blazeface_detections(model: BlazeFace, outputs: dict, frame_size: tuple[int,
   for i in range(len(scores)):
     if not remaining[i]:
       continue
-    overlap = remaining & (_iou(boxes[i], boxes) > iou_threshold)
+    overlap = remaining & (box_iou(boxes[i:i + 1], boxes)[0] > iou_threshold)
     weights = scores[overlap][:, None]
     out_boxes.append((boxes[overlap] * weights).sum(0) / weights.sum())
     out_points.append((keypoints[overlap] * weights[:, :, None]).sum(0) / weights.sum())

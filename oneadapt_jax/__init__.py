@@ -6,8 +6,15 @@ surrogate fidelity (`fidelity`), proxies and metrics, AccGrad (`acc_grad`, `accg
 controller and baselines (`adapt`), and the `oneadapt` CLI.
 """
 
-from oneadapt_jax.accgrad import acc_grad as acc_grad
-
 __version__ = "0.1.0"
 
 __all__ = ("__version__", "acc_grad")
+
+
+def __getattr__(name):
+  # `acc_grad` pulls in flax and the models; the CLI's other commands need not pay for it.
+  if name == "acc_grad":
+    from oneadapt_jax.accgrad import acc_grad
+
+    return acc_grad
+  raise AttributeError(f"module 'oneadapt_jax' has no attribute {name!r}")

@@ -120,7 +120,7 @@ def reencode_acc_grad(model: nnx.Module, proxy: Callable, frames: np.ndarray, *,
   base = codec.encode(frames, resolution=current[0], qp=current[1], preset=preset)
   value, grad_frames = dnn_grad(model, proxy, base.as_float())
   grad_frames = np.asarray(grad_frames, np.float64)
-  estimates, encodes = {}, 0
+  estimates, encodes_before = {}, codec.encodes_run()
   for name, values, setting in (("resolution", resolution_values, resolution),
                                 ("qp", qp_values, qp)):
     step = 1.0 / (len(values) - 1)
@@ -131,12 +131,10 @@ def reencode_acc_grad(model: nnx.Module, proxy: Callable, frames: np.ndarray, *,
     for s in (low, high):
       res_s, qp_s = (s, qp) if name == "resolution" else (resolution, s)
       config = _config(resolution_values, qp_values, res_s, qp_s)
-      before = len(codec._CACHE)
       pair.append(codec.encode(frames, resolution=config[0], qp=config[1], preset=preset))
-      encodes += len(codec._CACHE) - before
     difference = pair[1].as_float().astype(np.float64) - pair[0].as_float()
     estimates[name] = float(np.sum(grad_frames * difference) / (high - low))
-  return float(value), estimates, encodes
+  return float(value), estimates, codec.encodes_run() - encodes_before
 
 
 def _config(resolution_values, qp_values, resolution, qp):

@@ -22,6 +22,7 @@ Utility, for choosing and comparing: `accuracy - lambda * bytes / bytes_best`, w
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import json
 import pathlib
@@ -35,7 +36,7 @@ from tqdm.auto import tqdm
 
 import knobs
 import models
-from oneadapt_jax import accgrad, codec, data, proxy_check
+from oneadapt_jax import accgrad, codec, data, metrics, proxy_check
 
 
 @dataclasses.dataclass
@@ -63,6 +64,9 @@ class Workload:
   preset: str = "veryfast"
   resolution_values: tuple = tuple(knobs.resolution().values)
   qp_values: tuple = tuple(knobs.quantization().values)
+  # (segment, resolution, qp) -> (accuracy, bytes): the baselines, the summary and the
+  # controller ask for the same configurations, and each answer costs an inference pass.
+  _evaluated: dict = dataclasses.field(default_factory=dict, repr=False)
 
   @classmethod
   def build(cls, task: str, clip: str, *, max_segments: int | None = None,
@@ -78,25 +82,26 @@ class Workload:
   def spec(self):
     return proxy_check.TASKS[self.task]
 
+  @functools.cached_property
+  def _jitted(self):
+    return jax.jit(lambda x: self.model(x))
+
   def run(self, frames):
-    if not hasattr(self, "_jitted"):
-      self._jitted = jax.jit(lambda x: self.model(x))
     return self._jitted(jnp.asarray(frames))
 
   def post(self, outputs):
-    size = self.segments[0].size
-    count = jax.tree.leaves(outputs)[0].shape[0]
-    return [self.spec.post(self.model, jax.tree.map(lambda a: np.asarray(a[i]), outputs), size)
-            for i in range(count)]
+    return proxy_check.per_frame(self.spec, self.model, outputs, self.segments[0].size)
 
   def evaluate(self, index: int, resolution: float, qp: float) -> tuple[float, int]:
-    """Real accuracy and bytes of one segment at one configuration (encodes are cached)."""
-    segment = self.segments[index]
-    encoded = codec.encode(segment.frames, resolution=resolution, qp=qp, preset=self.preset)
-    outputs = self.post(self.run(encoded.as_float()))
-    accuracy = float(np.mean([self.spec.metric(o, r)
-                              for o, r in zip(outputs, self.references[index])]))
-    return accuracy, encoded.num_bytes
+    """Real accuracy and bytes of one segment at one configuration (computed once)."""
+    key = (index, resolution, qp)
+    if key not in self._evaluated:
+      segment = self.segments[index]
+      encoded = codec.encode(segment.frames, resolution=resolution, qp=qp, preset=self.preset)
+      accuracy = metrics.segment_mean(self.spec.metric, self.post(self.run(encoded.as_float())),
+                                      self.references[index])
+      self._evaluated[key] = (accuracy, encoded.num_bytes)
+    return self._evaluated[key]
 
   def best_bytes(self, index: int) -> int:
     return self.evaluate(index, 1.0, float(min(self.qp_values)))[1]
@@ -179,8 +184,8 @@ def oneadapt(workload: Workload, lam: float, *, learning_rate: float = 0.5,
   for i, segment in enumerate(workload.segments):
     # The rung's exact physical value (interpolating in float32 would hand x264 QP 22.0000019).
     rounded = knob.round(setting)
-    r = float(res_knob.values[int(round(float(rounded["resolution"]) * (len(res_knob.values) - 1)))])
-    q = float(qp_knob.values[int(round(float(rounded["qp"]) * (len(qp_knob.values) - 1)))])
+    r = float(res_knob.values[knobs.ladder_index(len(res_knob.values), rounded["resolution"])])
+    q = float(qp_knob.values[knobs.ladder_index(len(qp_knob.values), rounded["qp"])])
     accuracy, num_bytes = workload.evaluate(i, r, q)
     records.append(Record("oneadapt", i, r, q, accuracy, num_bytes, frames_per_segment,
                           backward_passes=frames_per_segment))

@@ -115,7 +115,7 @@ def _roi_rectangles(roi_qp: np.ndarray, base_qp: float, size: tuple[int, int]):
         rects.append((x, y, min((end + 1) * MACROBLOCK, w) - x, min(MACROBLOCK, h - y),
                       float(np.clip(offset, -1.0, 1.0))))
       c = end + 1
-  return rects, resampled
+  return rects
 
 
 def _encode_uncached(frames, *, resolution, qp, fraction, roi_qp, preset):
@@ -136,7 +136,7 @@ def _encode_uncached(frames, *, resolution, qp, fraction, roi_qp, preset):
     options["qp"] = f"{qp:g}"
   else:
     options["crf"] = f"{qp:g}"
-    rects, _ = _roi_rectangles(roi_qp, qp, size)
+    rects = _roi_rectangles(roi_qp, qp, size)
     graph = av.filter.Graph()
     node = graph.add_buffer(width=size[1], height=size[0], format="yuv420p",
                             time_base=encoder.time_base)
@@ -183,6 +183,12 @@ def _encode_uncached(frames, *, resolution, qp, fraction, roi_qp, preset):
 _CACHE: collections.OrderedDict[str, Encoding] = collections.OrderedDict()
 _CACHE_LOCK = threading.Lock()
 CACHE_ITEMS = 512
+_ENCODES_RUN = 0
+
+
+def encodes_run() -> int:
+  """How many segments x264 has really encoded in this process (cache hits not counted)."""
+  return _ENCODES_RUN
 
 
 def encode(frames, *, resolution: float = 1.0, qp: float = 23, fps: float | None = None,
@@ -221,7 +227,9 @@ def encode(frames, *, resolution: float = 1.0, qp: float = 23, fps: float | None
       return _CACHE[key]
   result = _encode_uncached(frames, resolution=resolution, qp=qp, fraction=min(fraction, 1.0),
                             roi_qp=roi_qp, preset=preset)
+  global _ENCODES_RUN
   with _CACHE_LOCK:
+    _ENCODES_RUN += 1
     _CACHE[key] = result
     while len(_CACHE) > CACHE_ITEMS:
       _CACHE.popitem(last=False)

@@ -11,8 +11,8 @@ as in the paper; frames are picked from the source by timestamp (nearest earlier
 from __future__ import annotations
 
 import dataclasses
+import functools
 import pathlib
-from typing import Iterator
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -174,12 +174,17 @@ def from_video(path: str | pathlib.Path, *, analysis_fps: float = 10.0,
 
 def clip_segments(name: str, *, analysis_fps: float = 10.0, segment_seconds: float = 1.0,
                   progress: bool = False) -> list[Segment]:
-  """The segments of a bundled clip, read directly (the tfds builder stores the same ones)."""
-  segments = from_video(clip_path(name), analysis_fps=analysis_fps,
-                        segment_seconds=segment_seconds, progress=progress)
-  return [dataclasses.replace(s, clip=name) for s in segments]
+  """The segments of a bundled clip, read directly (the tfds builder stores the same ones).
+
+  Each clip is decoded once per process and setting; the frames are shared and read-only.
+  """
+  return list(_decoded_clip(name, clip_path(name), analysis_fps, segment_seconds, progress))
 
 
-def iter_clip_segments(names=None, **kwargs) -> Iterator[Segment]:
-  for name in names or CLIPS:
-    yield from clip_segments(name, **kwargs)
+@functools.lru_cache(maxsize=8)
+def _decoded_clip(name, path, analysis_fps, segment_seconds, progress) -> tuple[Segment, ...]:
+  segments = from_video(path, analysis_fps=analysis_fps, segment_seconds=segment_seconds,
+                        progress=progress)
+  for s in segments:
+    s.frames.setflags(write=False)
+  return tuple(dataclasses.replace(s, clip=name) for s in segments)

@@ -73,15 +73,21 @@ def _psnr(a: np.ndarray, b: np.ndarray) -> float:
   return 10 * np.log10(1.0 / max(mse, 1e-12))
 
 
-def clip_fidelity(frames: np.ndarray, *, clip: str = "", qp_rungs: Sequence[int] = DEFAULT_QP_RUNGS,
-                  fps_rungs: Sequence[int] = DEFAULT_FPS_RUNGS, preset: str = "medium",
+def clip_fidelity(frames: np.ndarray, *, clip: str = "", qp_rungs: Sequence[int] | None = None,
+                  fps_rungs: Sequence[int] | None = None, preset: str = "medium",
                   progress: bool = True) -> ClipFidelity:
-  """Compares surrogate and x264 on one `uint8 [T, H, W, 3]` segment at 10 fps."""
+  """Compares surrogate and x264 on one `uint8 [T, H, W, 3]` segment at 10 fps.
+
+  `qp_rungs` and `fps_rungs` default to `DEFAULT_QP_RUNGS` and `DEFAULT_FPS_RUNGS`.
+  """
+  qp_rungs = DEFAULT_QP_RUNGS if qp_rungs is None else qp_rungs
+  fps_rungs = DEFAULT_FPS_RUNGS if fps_rungs is None else fps_rungs
   knob = surrogate_chain()
   ladders = knob.values
   sizes = {name: len(v) for name, v in ladders.items()}
   x = jnp.asarray(frames.astype(np.float32) / 255.0)
-  cost_and_grad = jax.jit(jax.value_and_grad(knob.cost))
+  cost = jax.jit(knob.cost)
+  cost_and_grad = jax.jit(jax.value_and_grad(knob.cost))  # only where the sign is compared
   apply = jax.jit(knob.apply)
   res_rungs = range(sizes["resolution"])
   grid = list(itertools.product(res_rungs, fps_rungs, qp_rungs))
@@ -93,7 +99,7 @@ def clip_fidelity(frames: np.ndarray, *, clip: str = "", qp_rungs: Sequence[int]
                            qp=float(ladders["qp"][q]), fps=float(ladders["frame_rate"][f]),
                            preset=preset)
     as_array = {k: jnp.float32(v) for k, v in setting.items()}
-    estimate, _ = cost_and_grad(as_array, x)
+    estimate = cost(as_array, x)
     surrogate = np.asarray(apply(as_array, x))
     real_bytes[(i, f, q)] = encoded.num_bytes
     points.append({

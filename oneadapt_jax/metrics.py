@@ -10,16 +10,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-
-def _iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-  x0 = np.maximum(a[:, None, 0], b[None, :, 0])
-  y0 = np.maximum(a[:, None, 1], b[None, :, 1])
-  x1 = np.minimum(a[:, None, 2], b[None, :, 2])
-  y1 = np.minimum(a[:, None, 3], b[None, :, 3])
-  inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
-  area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-  area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-  return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
+import models
 
 
 def detection(boxes: np.ndarray, reference: np.ndarray, *, iou: float = 0.5) -> float:
@@ -32,7 +23,7 @@ def detection(boxes: np.ndarray, reference: np.ndarray, *, iou: float = 0.5) -> 
     return 1.0
   if len(boxes) == 0 or len(reference) == 0:
     return 0.0
-  overlaps = _iou_matrix(boxes, reference)
+  overlaps = models.box_iou(boxes, reference)
   matched = 0
   while overlaps.size and overlaps.max() >= iou:
     i, j = np.unravel_index(np.argmax(overlaps), overlaps.shape)

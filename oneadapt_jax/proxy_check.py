@@ -52,6 +52,13 @@ TASKS = {
                       lambda m, o, size: np.asarray(o["landmarks"])[:, :2], metrics.keypoints),
 }
 RESOLUTIONS = (0.25, 1 / 3, 0.5, 0.75, 1.0)
+
+
+def per_frame(task: Task, model, outputs: dict, frame_size: tuple[int, int]) -> list:
+  """Post-processes a segment's outputs (leading axis = frames) frame by frame."""
+  count = jax.tree.leaves(outputs)[0].shape[0]
+  return [task.post(model, jax.tree.map(lambda a: np.asarray(a[i]), outputs), frame_size)
+          for i in range(count)]
 QPS = (20, 30, 38, 44, 50)
 
 
@@ -64,18 +71,15 @@ def proxy_metric_correlation(task: str, clip: str, segment_index: int = 0, *,
   run = jax.jit(lambda x: model(x))
   segment = data.clip_segments(clip)[segment_index]
 
-  def per_frame(outputs):
-    return [spec.post(model, jax.tree.map(lambda a: np.asarray(a[i]), outputs), segment.size)
-            for i in range(len(segment.frames))]
-
-  reference = per_frame(run(jnp.asarray(segment.as_float())))
+  reference = per_frame(spec, model, run(jnp.asarray(segment.as_float())), segment.size)
   proxy_values, metric_values = [], []
   grid = [(r, q) for r in resolutions for q in qps]
   for resolution, qp in tqdm(grid, desc=f"{task} {clip}", disable=not progress):
     encoded = codec.encode(segment.frames, resolution=resolution, qp=qp, preset=preset)
     outputs = run(jnp.asarray(encoded.as_float()))
     proxy_values.append(float(spec.proxy(outputs)))
-    metric_values.append(metrics.segment_mean(spec.metric, per_frame(outputs), reference))
+    metric_values.append(metrics.segment_mean(
+        spec.metric, per_frame(spec, model, outputs, segment.size), reference))
   return {"task": task, "clip": clip, "segment": segment_index,
           "spearman": float(spearmanr(proxy_values, metric_values).statistic),
           "proxy": proxy_values, "metric": metric_values}
