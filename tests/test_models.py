@@ -133,3 +133,21 @@ def test_detection_proxy_tracks_f1_on_carphone_over_resolution_and_qp():
   result = proxy_check.proxy_metric_correlation("detection", "carphone", 0)
   assert result["spearman"] >= 0.8, result
   assert min(result["metric"]) < 0.5 < max(result["metric"])  # the grid spans good and bad
+
+
+@pytest.mark.parametrize("strides, dilation, padding, size",
+                         [((1, 1), (1, 1), "SAME", (9, 11)), ((2, 2), (1, 1), "SAME", (9, 12)),
+                          ((2, 1), (1, 1), "VALID", (10, 7)), ((1, 1), (2, 2), "SAME", (8, 9))])
+def test_depthwise_as_shifted_sums_equals_grouped_convolution(strides, dilation, padding, size):
+  x = jax.random.normal(jax.random.key(0), (2, *size, 5))
+  kernel = jax.random.normal(jax.random.key(1), (3, 5, 5))  # TFLite's [kH, kW, C]
+  reference = jax.lax.conv_general_dilated(
+      x, kernel[:, :, None, :], strides, padding, rhs_dilation=dilation,
+      dimension_numbers=("NHWC", "HWIO", "NHWC"), feature_group_count=5)
+  ours = _tflite._depthwise(x, kernel, strides, padding, dilation)
+  np.testing.assert_allclose(ours, reference, rtol=1e-5, atol=1e-5)
+  grad = jax.grad(lambda k: jnp.sum(_tflite._depthwise(x, k, strides, padding, dilation) ** 2))
+  grad_reference = jax.grad(lambda k: jnp.sum(jax.lax.conv_general_dilated(
+      x, k[:, :, None, :], strides, padding, rhs_dilation=dilation,
+      dimension_numbers=("NHWC", "HWIO", "NHWC"), feature_group_count=5) ** 2))
+  np.testing.assert_allclose(grad(kernel), grad_reference(kernel), rtol=1e-4, atol=1e-4)
