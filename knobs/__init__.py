@@ -21,12 +21,17 @@ from knobs._base import KnobCostFn as KnobCostFn
 from knobs._base import KnobInitFn as KnobInitFn
 from knobs._base import chain as chain
 from knobs._base import check_video as check_video
+from knobs._base import as_setting as as_setting
+from knobs._base import ladder as ladder
 from knobs._base import ladder_index as ladder_index
+from knobs._base import ladder_round as ladder_round
+from knobs._base import ladder_to_physical as ladder_to_physical
 from knobs._base import scale_cost as scale_cost
 from knobs._codec import quantization as quantization
 from knobs._codec import roi_quality as roi_quality
 from knobs._resolution import resolution as resolution
 from knobs._temporal import frame_filter as frame_filter
+from knobs._temporal import frame_filter_sent as frame_filter_sent
 from knobs._temporal import frame_rate as frame_rate
 
 __all__ = (
@@ -37,8 +42,13 @@ __all__ = (
     "chain",
     "check_video",
     "frame_filter",
+    "frame_filter_sent",
     "frame_rate",
+    "as_setting",
+    "ladder",
     "ladder_index",
+    "ladder_round",
+    "ladder_to_physical",
     "quantization",
     "resolution",
     "roi_quality",

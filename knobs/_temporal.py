@@ -157,6 +157,45 @@ def frame_rate(
 
 # --------------------------------------------------------------------------- frame filter
 
+def _changed_fraction(frame, reference, pixel_delta):
+  grey_change = jnp.abs(jnp.mean(frame - reference, axis=-1))
+  changed = jax.nn.sigmoid((grey_change - pixel_delta) / (0.2 * pixel_delta))
+  return jnp.mean(changed, axis=(-2, -1))
+
+
+def _filter_decisions(frames, threshold, pixel_delta, temperature):
+  """`(sent, prob)`, each `[..., T]`: the hard decisions and their soft relaxation."""
+  by_time = jnp.moveaxis(frames, -4, 0)
+
+  def step(carry, frame):
+    hard_ref, soft_ref = carry
+    sent = _changed_fraction(frame, hard_ref, pixel_delta) > threshold
+    prob = jax.nn.sigmoid((_changed_fraction(frame, soft_ref, pixel_delta) - threshold)
+                          / temperature)
+    hard_ref = jnp.where(sent[..., None, None, None], frame, hard_ref)
+    soft_ref = prob[..., None, None, None] * frame + (1 - prob[..., None, None, None]) * soft_ref
+    return (hard_ref, soft_ref), (sent, prob)
+
+  _, (sent, prob) = jax.lax.scan(step, (by_time[0], by_time[0]), by_time[1:])
+  first_sent = jnp.ones(sent.shape[1:] + (1,), bool)
+  first_prob = jnp.ones(prob.shape[1:] + (1,), prob.dtype)
+  sent = jnp.concatenate([first_sent, jnp.moveaxis(sent, 0, -1)], axis=-1)
+  prob = jnp.concatenate([first_prob, jnp.moveaxis(prob, 0, -1)], axis=-1)
+  return sent, prob
+
+
+def frame_filter_sent(frames, threshold: float, *, pixel_delta: float = 0.05) -> jax.Array:
+  """Which frames `frame_filter` sends at a physical `threshold`: `bool [..., T]`.
+
+  The rule of the knob's forward pass (frame 0 is always sent), for a camera or a codec that
+  needs the decisions themselves, e.g. to encode only the frames sent.
+  """
+  frames = jnp.asarray(frames)
+  _base.check_video(frames, channels=None)
+  threshold = jnp.asarray(threshold, frames.dtype)
+  return _filter_decisions(frames, threshold, pixel_delta, 1.0)[0]
+
+
 DEFAULT_THRESHOLDS = (0.5, 0.3, 0.2, 0.1, 0.05, 0.02, 0.0)
 
 
@@ -200,29 +239,9 @@ def frame_filter(
   def to_physical(setting):
     return _base.ladder_to_physical(values, setting)
 
-  def _changed_fraction(frame, reference):
-    grey_change = jnp.abs(jnp.mean(frame - reference, axis=-1))
-    changed = jax.nn.sigmoid((grey_change - pixel_delta) / (0.2 * pixel_delta))
-    return jnp.mean(changed, axis=(-2, -1))
-
   def _decisions(setting, frames):
     threshold = to_physical(_base.as_setting(setting, frames.dtype))
-    by_time = jnp.moveaxis(frames, -4, 0)
-
-    def step(carry, frame):
-      hard_ref, soft_ref = carry
-      sent = _changed_fraction(frame, hard_ref) > threshold
-      prob = jax.nn.sigmoid((_changed_fraction(frame, soft_ref) - threshold) / temperature)
-      hard_ref = jnp.where(sent[..., None, None, None], frame, hard_ref)
-      soft_ref = prob[..., None, None, None] * frame + (1 - prob[..., None, None, None]) * soft_ref
-      return (hard_ref, soft_ref), (sent, prob)
-
-    _, (sent, prob) = jax.lax.scan(step, (by_time[0], by_time[0]), by_time[1:])
-    first_sent = jnp.ones(sent.shape[1:] + (1,), bool)
-    first_prob = jnp.ones(prob.shape[1:] + (1,), prob.dtype)
-    sent = jnp.concatenate([first_sent, jnp.moveaxis(sent, 0, -1)], axis=-1)
-    prob = jnp.concatenate([first_prob, jnp.moveaxis(prob, 0, -1)], axis=-1)
-    return sent, prob
+    return _filter_decisions(frames, threshold, pixel_delta, temperature)
 
   @jax.jit
   def _apply(setting, frames):

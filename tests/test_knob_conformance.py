@@ -246,3 +246,24 @@ def test_chain_applies_members_in_camera_order():
   setting = {"resolution": jnp.float32(0.3), "qp": jnp.float32(0.6)}
   expected = qp.apply(setting["qp"], res.apply(setting["resolution"], frames))
   np.testing.assert_allclose(knob.apply(setting, frames), expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_public_check_knob_accepts_every_knob(name):
+  import knobs.testing
+
+  knobs.testing.check_knob(_knob(name, (19, 27)))
+
+
+@pytest.mark.parametrize("breakage, message", [
+    (lambda k: k._replace(apply=lambda s, x: x[..., ::2, :]), "apply at 0.0"),
+    (lambda k: k._replace(apply=lambda s, x: x * jnp.sqrt(s)), "gradient not finite"),
+    (lambda k: k._replace(cost=lambda s, x: -jnp.sum(s * x)), "falls"),
+    (lambda k: k._replace(cost=lambda s, x: jnp.float32(1.0)), "does not depend"),
+    (lambda k: k._replace(round=lambda s: s), "not on a rung"),
+])
+def test_public_check_knob_names_what_is_broken(breakage, message):
+  import knobs.testing
+
+  with pytest.raises(AssertionError, match=message):
+    knobs.testing.check_knob(breakage(knobs.resolution()))
