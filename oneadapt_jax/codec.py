@@ -118,11 +118,10 @@ def _roi_rectangles(roi_qp: np.ndarray, base_qp: float, size: tuple[int, int]):
   return rects
 
 
-def _encode_uncached(frames, *, resolution, qp, fraction, roi_qp, preset):
+def _encode_uncached(frames, *, resolution, qp, sent, roi_qp, preset):
   import av
 
   num, height, width, _ = frames.shape
-  sent = kept_frames(num, fraction)
   size = encoded_size(height, width, resolution)
   encoder = av.CodecContext.create("libx264", "w")
   encoder.width, encoder.height = size[1], size[0]
@@ -192,7 +191,8 @@ def encodes_run() -> int:
 
 
 def encode(frames, *, resolution: float = 1.0, qp: float = 23, fps: float | None = None,
-           source_fps: float = 10.0, roi_qp=None, preset: str = "medium") -> Encoding:
+           source_fps: float = 10.0, sent=None, roi_qp=None, preset: str = "medium",
+           cache: bool = True) -> Encoding:
   """Encodes one segment with x264 and decodes it again.
 
   Args:
@@ -201,8 +201,12 @@ def encode(frames, *, resolution: float = 1.0, qp: float = 23, fps: float | None
     qp: the QP (0..51); with `roi_qp`, the CRF of the background.
     fps: the frame rate to send (held frames fill the gaps), `None` for every frame.
     source_fps: the frame rate of `frames`.
+    sent: instead of `fps`, exactly which frames to send, `bool [T]` (e.g. a frame filter's
+      decisions); frame 0 must be sent.
     roi_qp: optional per-16x16-macroblock QP map (any grid; resampled to the coded size's).
     preset: the x264 preset (speed versus compression).
+    cache: look up and keep the result in the in-memory cache (off: always encode, e.g. to
+      time x264).
 
   Returns:
     An `Encoding` with the exact bytes and the decoded frames; repeated calls with the same
@@ -213,23 +217,35 @@ def encode(frames, *, resolution: float = 1.0, qp: float = 23, fps: float | None
     raise ValueError(f"resolution must be in (0, 1], got {resolution}")
   if not 0 <= qp <= 51:
     raise ValueError(f"qp must be within 0..51, got {qp}")
-  fraction = 1.0 if fps is None else float(fps) / float(source_fps)
-  if not 0 < fraction <= 1 + 1e-9:
-    raise ValueError(f"fps must be in (0, source_fps={source_fps}], got {fps}")
-  key_parts = [frames.shape, round(resolution, 6), round(float(qp), 4), round(fraction, 6), preset,
+  if sent is None:
+    fraction = 1.0 if fps is None else float(fps) / float(source_fps)
+    if not 0 < fraction <= 1 + 1e-9:
+      raise ValueError(f"fps must be in (0, source_fps={source_fps}], got {fps}")
+    sent = kept_frames(len(frames), min(fraction, 1.0))
+  else:
+    if fps is not None:
+      raise ValueError("encode takes fps or sent, not both")
+    sent = np.asarray(sent)
+    if sent.dtype != bool or sent.shape != (len(frames),):
+      raise ValueError(f"sent must be bool [{len(frames)}], got {sent.dtype} {sent.shape}")
+    if not sent[0]:
+      raise ValueError("sent[0] must be True: the first frame of a segment is always sent")
+  key_parts = [frames.shape, round(resolution, 6), round(float(qp), 4), sent.tobytes(), preset,
                None if roi_qp is None else np.asarray(roi_qp, np.float64).tobytes()]
   digest = hashlib.sha256(frames.tobytes())
   digest.update(repr(key_parts).encode())
   key = digest.hexdigest()
   with _CACHE_LOCK:
-    if key in _CACHE:
+    if cache and key in _CACHE:
       _CACHE.move_to_end(key)
       return _CACHE[key]
-  result = _encode_uncached(frames, resolution=resolution, qp=qp, fraction=min(fraction, 1.0),
+  result = _encode_uncached(frames, resolution=resolution, qp=qp, sent=sent.copy(),
                             roi_qp=roi_qp, preset=preset)
   global _ENCODES_RUN
   with _CACHE_LOCK:
     _ENCODES_RUN += 1
+    if not cache:
+      return result
     _CACHE[key] = result
     while len(_CACHE) > CACHE_ITEMS:
       _CACHE.popitem(last=False)

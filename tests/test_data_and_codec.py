@@ -121,6 +121,21 @@ def test_frame_rate_rule_matches_the_knob(bikes):
     np.testing.assert_array_equal(sent, codec.kept_frames(10, rate / 10.0))
 
 
+def test_frame_filter_decisions_are_the_knobs_and_encode_sends_exactly_them(bikes):
+  frames = bikes.as_float()
+  knob = knobs.frame_filter()
+  for rung, threshold in enumerate(knob.values):
+    sent = np.asarray(knobs.frame_filter_sent(frames, float(threshold)))
+    held = np.asarray(knob.apply(np.float32(rung / (len(knob.values) - 1)), frames))
+    # A frame the knob does not send shows the last frame it did send.
+    source = np.maximum.accumulate(np.where(sent, np.arange(10), 0))
+    np.testing.assert_allclose(held, frames[source], atol=1e-6)
+    encoded = codec.encode(bikes.frames, qp=30, sent=sent, preset="veryfast")
+    np.testing.assert_array_equal(encoded.sent, sent)
+    assert encoded.frames_sent == sent.sum()
+  assert 1 < np.asarray(knobs.frame_filter_sent(frames, 0.1)).sum() < 10  # bikes: some frames
+
+
 def test_roi_blocks_at_lower_qp_get_more_bytes_and_less_error(bikes):
   grid = (17, 40)
   flat = codec.encode(bikes.frames, qp=35, roi_qp=np.full(grid, 35.0))
@@ -141,6 +156,12 @@ def test_encode_rejects_bad_settings(bikes):
                           ({"fps": 20}, "fps"), ({"roi_qp": np.full((3,), 30.0)}, "2-D")]:
     with pytest.raises(ValueError, match=message):
       codec.encode(bikes.frames, **kwargs)
+  with pytest.raises(ValueError, match="not both"):
+    codec.encode(bikes.frames, fps=5, sent=np.ones(10, bool))
+  with pytest.raises(ValueError, match="sent must be bool"):
+    codec.encode(bikes.frames, sent=np.ones(9, bool))
+  with pytest.raises(ValueError, match="first frame"):
+    codec.encode(bikes.frames, sent=np.arange(10) > 0)
   with pytest.raises(ValueError, match="NaN"):
     codec.encode(np.full((2, 32, 32, 3), np.nan, np.float32))
   with pytest.raises(ValueError, match="empty"):

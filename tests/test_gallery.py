@@ -1,4 +1,4 @@
-"""The knob gallery behind `make demo`, on a small clip."""
+"""The knob gallery (`oneadapt gallery`), on a small clip."""
 
 import json
 
