@@ -7,13 +7,22 @@ import pathlib
 import sys
 
 
+TASKS = ["detection", "segmentation", "keypoints"]
+
+
 def _parser() -> argparse.ArgumentParser:
   parser = argparse.ArgumentParser(
       prog="oneadapt", description="Differentiable configuration knobs for streaming analytics.")
   sub = parser.add_subparsers(dest="command", required=True)
   demo = sub.add_parser(
-      "demo", help="run the default demo on bundled data (for now: the knob gallery)")
+      "demo", help="OneAdapt against AWStream, Chameleon, Reducto and the oracle on the bundled "
+                   "clips: table, results.json and trade-off plot")
   demo.add_argument("--out", type=pathlib.Path, default=pathlib.Path("results/demo"))
+  demo.add_argument("--clips", nargs="+", default=["carphone", "bikes"])
+  demo.add_argument("--task", default="detection", choices=TASKS)
+  demo.add_argument("--lambda", dest="lambdas", type=float, nargs="+",
+                    default=[0.03, 0.1, 0.3, 1.0, 3.0])
+  demo.add_argument("--max-segments", type=int, default=None)
   gallery = sub.add_parser(
       "gallery", help="every knob at several settings on a real image: PNG grid and table")
   gallery.add_argument("--out", type=pathlib.Path, default=pathlib.Path("results/gallery"))
@@ -27,16 +36,31 @@ def _parser() -> argparse.ArgumentParser:
   fidelity.add_argument("--segment", type=int, default=0, help="which segment of each clip")
   fidelity.add_argument("--preset", default="medium", help="x264 preset")
   run = sub.add_parser(
-      "run", help="OneAdapt and its baselines on a bundled clip over real x264 encodes (resumable)")
-  run.add_argument("--clip", default="carphone")
-  run.add_argument("--task", default="detection", choices=["detection", "segmentation", "keypoints"])
-  run.add_argument("--lambda", dest="lambdas", type=float, nargs="+", default=[0.1, 0.3, 1.0])
-  run.add_argument("--methods", nargs="+", default=["oneadapt", "awstream", "oracle"])
+      "run", help="OneAdapt and its baselines on a clip over real x264 encodes (resumable)")
+  source = run.add_mutually_exclusive_group()
+  source.add_argument("--clip", default="carphone", help="a bundled clip")
+  source.add_argument("--video", type=pathlib.Path, help="a video file of your own")
+  source.add_argument("--dataset", help="a bundled clip read through the tensorflow-datasets "
+                                        "builder (oneadapt_jax.tfds_video), e.g. carphone")
+  run.add_argument("--task", default="detection", choices=TASKS)
+  trade = run.add_mutually_exclusive_group()
+  trade.add_argument("--lambda", dest="lambdas", type=float, nargs="+", default=None,
+                     help="utility accuracy - lambda * bytes / best bytes (default 0.1 0.3 1)")
+  trade.add_argument("--budget", dest="budgets", type=float, nargs="+", default=None,
+                     help="bandwidth budgets in bytes per second (dual ascent for OneAdapt)")
+  run.add_argument("--methods", nargs="+", default=["oneadapt", "awstream", "chameleon",
+                                                     "reducto", "oracle"])
+  run.add_argument("--no-static", action="store_true", help="skip the static sweep")
   run.add_argument("--max-segments", type=int, default=None)
   run.add_argument("--out", type=pathlib.Path, default=pathlib.Path("results/run"))
+  batch = sub.add_parser(
+      "batch", help="OneAdapt over many clips x lambdas, runs sharded across jax.devices() "
+                    "(checkpointed, resumable)")
+  batch.add_argument("config", type=pathlib.Path, help="JSON or TOML: clips, lambdas, task, ...")
+  batch.add_argument("--out", type=pathlib.Path, default=pathlib.Path("results/batch"))
   check = sub.add_parser(
       "proxy-check", help="Spearman of each accuracy proxy against its real metric over x264 encodes")
-  for p in (demo, gallery, fidelity, check, run):
+  for p in (demo, gallery, fidelity, check, run, batch):
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
   return parser
 
@@ -44,14 +68,16 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
   args = _parser().parse_args(argv)
   try:
-    if args.command in ("demo", "gallery"):
+    if args.command == "demo":
+      from oneadapt_jax import demo
+
+      demo.main(args.out, clips=args.clips, task=args.task, lambdas=args.lambdas,
+                max_segments=args.max_segments, progress=not args.no_progress)
+    elif args.command == "gallery":
       from oneadapt_jax import gallery
 
-      if args.command == "demo":
-        gallery.main_gallery(args.out, progress=not args.no_progress)
-      else:
-        gallery.main_gallery(args.out, num_frames=args.frames, size=args.size,
-                             progress=not args.no_progress)
+      gallery.main_gallery(args.out, num_frames=args.frames, size=args.size,
+                           progress=not args.no_progress)
     elif args.command == "fetch":
       import models
       from oneadapt_jax import data
@@ -66,9 +92,18 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "run":
       from oneadapt_jax import adapt
 
-      adapt.run(args.out, task=args.task, clip=args.clip, lambdas=args.lambdas,
-                methods=args.methods, max_segments=args.max_segments,
+      lambdas = args.lambdas if args.lambdas is not None else (
+          [] if args.budgets is not None else [0.1, 0.3, 1.0])
+      adapt.run(args.out, task=args.task,
+                clip=(str(args.video) if args.video is not None
+                      else f"tfds:{args.dataset}" if args.dataset is not None else args.clip),
+                lambdas=lambdas, budgets=args.budgets or [], methods=args.methods,
+                static=not args.no_static, max_segments=args.max_segments,
                 progress=not args.no_progress)
+    elif args.command == "batch":
+      from oneadapt_jax import batch
+
+      batch.main(args.config, args.out, progress=not args.no_progress)
     elif args.command == "proxy-check":
       from oneadapt_jax import proxy_check
 
