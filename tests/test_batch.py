@@ -1,0 +1,80 @@
+"""`oneadapt batch`: sharded over 4 (forced host) devices it equals one device and the
+sequential controller; killed with SIGKILL mid-clip it resumes and loses nothing."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from oneadapt_jax import adapt, batch, cli
+from oneadapt_jax.workload import Tradeoff, Workload
+
+CONFIG = {"clips": ["carphone"], "lambdas": [0.1, 1.0, 3.0], "max_segments": 3}
+
+
+def _command(config_path, out):
+  return [sys.executable, "-m", "oneadapt_jax", "batch", str(config_path), "--out", str(out),
+          "--no-progress"]
+
+
+def _env(devices):
+  return {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"}
+
+
+def test_sharded_equals_single_device_and_sequential_and_resumes_after_kill(tmp_path):
+  config_path = tmp_path / "batch.json"
+  config_path.write_text(json.dumps(CONFIG))
+  one = batch.main(config_path, tmp_path / "one", progress=False)
+  assert len(one["devices"]) == 1
+
+  subprocess.run(_command(config_path, tmp_path / "four"), env=_env(4), check=True,
+                 capture_output=True)
+  four = json.loads((tmp_path / "four" / "results.json").read_text())
+  assert len(four["devices"]) == 4  # 3 runs padded to 4, one per device
+  assert four["workloads"] == one["workloads"]
+
+  workload = Workload.build("detection", "carphone", max_segments=3)
+  for run in one["workloads"]["carphone"]["runs"]:
+    sequential = adapt.oneadapt(workload, Tradeoff(lam=run["lambda"]))
+    assert [(r.config, r.bytes, r.accuracy) for r in sequential] == [
+        ((s["resolution"], s["qp"], s["fps"], s["threshold"]), s["bytes"], s["accuracy"])
+        for s in run["per_segment"]]
+
+  # Kill -9 once the first segment is checkpointed, then run the same command again.
+  killed_out = tmp_path / "killed"
+  process = subprocess.Popen(_command(config_path, killed_out), env=_env(1),
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  checkpoint = killed_out / "checkpoint-carphone.json"
+  deadline = time.time() + 300
+  while time.time() < deadline and process.poll() is None:
+    if checkpoint.exists() and json.loads(checkpoint.read_text())["segments_done"] >= 1:
+      break
+    time.sleep(0.05)
+  process.send_signal(signal.SIGKILL)
+  assert process.wait() == -signal.SIGKILL, "the job finished before it could be killed"
+  done_before = json.loads(checkpoint.read_text())["segments_done"]
+  assert 1 <= done_before < 3 and not (killed_out / "results.json").exists()
+  resumed = batch.main(config_path, killed_out, progress=False)
+  assert resumed["workloads"] == one["workloads"]
+
+
+@pytest.mark.parametrize("content, message", [
+    ('{"clips": ["carphone"], "lambdas": [0.1], "colour": 1}', "unknown keys"),
+    ('{"clips": [], "lambdas": [0.1]}', "non-empty"),
+    ('{"clips": ["carphone"], "lambdas": [-1]}', "lambda"),
+    ('{"clips": ["carphone"', "not valid"),
+])
+def test_bad_config_is_refused_with_its_reason(tmp_path, capsys, content, message):
+  path = tmp_path / "batch.json"
+  path.write_text(content)
+  assert cli.main(["batch", str(path), "--out", str(tmp_path / "out"), "--no-progress"]) == 2
+  assert message in capsys.readouterr().err
+
+
+def test_missing_config_is_named(tmp_path, capsys):
+  assert cli.main(["batch", str(tmp_path / "nope.json"), "--no-progress"]) == 2
+  assert "nope.json" in capsys.readouterr().err
