@@ -75,6 +75,7 @@ def test_demo_writes_results_plot_and_comparison(tmp_path, capsys):
   assert "OneAdapt bytes at matched accuracy" in capsys.readouterr().out
 
 
+@pytest.mark.slow  # 4 full segments and a 72-configuration profile; .ci/run runs it
 def test_headline_on_carphone_oneadapt_beats_the_profiling_baselines(tmp_path):
   """The demo's carphone workload at lambda 0.3 (all four segments, real x264 and BlazeFace).
 

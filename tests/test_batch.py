@@ -25,6 +25,7 @@ def _env(devices):
   return {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"}
 
 
+@pytest.mark.slow  # three batch jobs in subprocesses; .ci/run runs it
 def test_sharded_equals_single_device_and_sequential_and_resumes_after_kill(tmp_path):
   config_path = tmp_path / "batch.json"
   config_path.write_text(json.dumps(CONFIG))
