@@ -104,6 +104,12 @@ class Controller:
       return float(knob.values[knobs.ladder_index(len(knob.values), knob.round(setting[name]))])
     return Config(rung("resolution"), rung("qp"), rung("frame_rate"))
 
+  def record(self, segment: int, config: Config, outcome, lam: float) -> Record:
+    """The record of one segment: AccGrad's backward passes on every segment, and the
+    normalising forward pass at the best quality on the first."""
+    return Record.of("oneadapt", segment, config, outcome, backward_passes=self.grad_frames,
+                     lam=lam, profiling_frames=self.grad_frames if segment == 0 else 0)
+
   def gradients(self, graphdef, state, proxy, setting, raw):
     """`(proxy, AccGrad, bytes, d bytes / d setting)`: AccGrad from one `jax.vjp` through the
     chain, the model (on the `grad_frames` picked frames) and the proxy."""
@@ -176,9 +182,7 @@ def oneadapt(workload: Workload, tradeoff: Tradeoff, *, learning_rate: float = 1
     raw = jnp.asarray(segment.as_float())
     if refs is None:
       refs = tuple(jnp.maximum(r, 1e-6) for r in reference(model_state, raw=raw))
-    records.append(Record.of("oneadapt", i, config, outcome,
-                             backward_passes=controller.grad_frames, lam=lam,
-                             profiling_frames=controller.grad_frames if i == 0 else 0))
+    records.append(controller.record(i, config, outcome, lam))
     _, grad, _, grad_cost = gradients(model_state, setting=setting, raw=raw)
     if tradeoff.budget is not None:
       spent = outcome.bytes / (tradeoff.budget * workload.seconds_per_segment)

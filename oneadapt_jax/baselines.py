@@ -5,7 +5,7 @@ configuration sent, its real accuracy and x264 bytes, the DNN frames it ran, and
 it spent profiling configurations it did not send (`profiling_frames`). Profiling reuses the
 workload's memoised evaluations, so a sweep is computed once however many methods ask.
 
-- `static`: one configuration held throughout (`static_sweep`: every configuration of the grid).
+- `static`: one configuration held throughout (`adapt.run` holds every configuration of `grid`).
 - `awstream` (Zhang et al., SIGCOMM'18): profiles the joint grid offline on the first segments,
   keeps the accuracy/bytes Pareto frontier and holds the frontier point that suits the trade-off.
 - `chameleon` (Jiang et al., SIGCOMM'18): a knob at a time (knob independence), the others
@@ -59,11 +59,6 @@ def static(workload: Workload, config: Config, tradeoff: Tradeoff | None = None)
   del tradeoff  # a static configuration ignores it
   return [Record.of("static", i, config, workload.evaluate(i, config))
           for i in range(len(workload.segments))]
-
-
-def static_sweep(workload: Workload) -> dict[Config, list[Record]]:
-  """Every grid configuration held fixed: the trade-off curve of not adapting."""
-  return {config: static(workload, config) for config in grid(workload)}
 
 
 def oracle(workload: Workload, tradeoff: Tradeoff) -> list[Record]:

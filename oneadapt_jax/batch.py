@@ -159,10 +159,8 @@ def run_clip(config: BatchConfig, clip: str, out_dir: pathlib.Path, *, progress:
     host = _to_host(settings)
     for r in range(num_runs):
       chosen = controller.config({k: v[r] for k, v in host.items()})
-      records[r].append(Record.of(
-          "oneadapt", i, chosen, workload.evaluate(i, chosen),
-          backward_passes=controller.grad_frames, lam=config.lambdas[r],
-          profiling_frames=controller.grad_frames if i == 0 else 0))
+      records[r].append(controller.record(i, chosen, workload.evaluate(i, chosen),
+                                          config.lambdas[r]))
     _, grads, _, grad_costs = sharded.gradients(sharded.model_state, settings, raw)
     settings, opt_states = sharded.step(settings, opt_states, grads, grad_costs, *refs, lams)
     _save(checkpoint, {
