@@ -2,7 +2,8 @@
 
 A knob is a `NamedTuple` of pure functions, `init() -> setting`, `apply(setting, data) -> data`
 and `cost(setting, data) -> scalar`, with the discrete `values` a real system can use. Settings
-live in `[0, 1]`, `1.0` being the best quality. Video is `float32 [..., T, H, W, C]` in `[0, 1]`.
+live in `[0, 1]`, `1.0` being the best quality. Video is `float32 [..., T, H, W, C]` in `[0, 1]`;
+audio `float32 [..., T]` in `[-1, 1]`; a point cloud a `PointCloud(points [..., N, F], mask [..., N])`.
 
 This package depends on jax and numpy only, so it can be imported alone to prototype a knob.
 
@@ -15,6 +16,10 @@ Example:
   (4, 32, 48, 3)
 """
 
+from knobs._audio import bit_depth as bit_depth
+from knobs._audio import check_audio as check_audio
+from knobs._audio import chunk_drop as chunk_drop
+from knobs._audio import sample_rate as sample_rate
 from knobs._base import Knob as Knob
 from knobs._base import KnobApplyFn as KnobApplyFn
 from knobs._base import KnobCostFn as KnobCostFn
@@ -29,6 +34,10 @@ from knobs._base import ladder_to_physical as ladder_to_physical
 from knobs._base import scale_cost as scale_cost
 from knobs._codec import quantization as quantization
 from knobs._codec import roi_quality as roi_quality
+from knobs._points import PointCloud as PointCloud
+from knobs._points import check_points as check_points
+from knobs._points import point_density as point_density
+from knobs._points import point_quantization as point_quantization
 from knobs._resolution import resolution as resolution
 from knobs._temporal import frame_filter as frame_filter
 from knobs._temporal import frame_filter_sent as frame_filter_sent
@@ -39,8 +48,13 @@ __all__ = (
     "KnobApplyFn",
     "KnobCostFn",
     "KnobInitFn",
+    "PointCloud",
+    "bit_depth",
     "chain",
+    "check_audio",
+    "check_points",
     "check_video",
+    "chunk_drop",
     "frame_filter",
     "frame_filter_sent",
     "frame_rate",
@@ -49,8 +63,11 @@ __all__ = (
     "ladder_index",
     "ladder_round",
     "ladder_to_physical",
+    "point_density",
+    "point_quantization",
     "quantization",
     "resolution",
     "roi_quality",
+    "sample_rate",
     "scale_cost",
 )

@@ -219,6 +219,24 @@ def leading_batch(setting: jax.Array, *, setting_rank: int, data_rank: int) -> j
   return setting.reshape(batch + (1,) * pad + inner)
 
 
+def ladder_knob(values: np.ndarray, apply: Callable, cost: Callable, *, name: str, unit: str,
+                round_rule: str, check: Callable[[Any], None]) -> Knob:
+  """A knob with a scalar setting on the ladder `values`, starting at the best quality; `apply`
+  and `cost` are wrapped to check the setting and, with `check(data)`, the data first."""
+  def checked(fn):
+    def wrapped(setting, data):
+      check_setting(setting, name=name)
+      check(data)
+      return fn(setting, data)
+    return wrapped
+
+  return Knob(
+      init=lambda: jnp.ones((), jnp.float32), apply=checked(apply), cost=checked(cost),
+      values=values, to_physical=lambda setting: ladder_to_physical(values, setting),
+      round=lambda setting: ladder_round(len(values), setting, rule=round_rule),
+      name=name, unit=unit)
+
+
 # --------------------------------------------------------------------------- combinators
 
 
@@ -259,26 +277,28 @@ def chain(**knobs: Knob) -> Knob:
   def init_fn() -> Setting:
     return {key: knob.init() for key, knob in knobs.items()}
 
-  def apply_fn(setting: Setting, data: jax.Array) -> jax.Array:
+  # The first member checks the data (video, audio or points alike); what flows between members
+  # is the knobs' own output, so the others skip the value checks.
+  def apply_fn(setting: Setting, data: Any) -> Any:
     _check(setting)
-    check_video(data, channels=None)
+    data = knobs[names[0]].apply(setting[names[0]], data)
     with _values_checked():
-      for key in names:
+      for key in names[1:]:
         data = knobs[key].apply(setting[key], data)
     return data
 
-  def cost_fn(setting: Setting, data: jax.Array) -> jax.Array:
+  def cost_fn(setting: Setting, data: Any) -> jax.Array:
     _check(setting)
     if len(set(units.values())) > 1:
       raise ValueError(
           f"chain: cannot add costs in different units {units}; wrap members in "
           f"knobs.scale_cost(knob, factor, unit=...) to convert them (factor 0 drops one)")
-    check_video(data, channels=None)
-    total = None
+    total = knobs[names[0]].cost(setting[names[0]], data)  # checks the data
     with _values_checked():
-      for position, key in enumerate(names):
-        term = knobs[key].cost(setting[key], data)
-        total = term if total is None else total + term
+      if len(names) > 1:
+        data = knobs[names[0]].apply(setting[names[0]], data)
+      for position, key in enumerate(names[1:], start=1):
+        total = total + knobs[key].cost(setting[key], data)
         if position + 1 < len(names):  # the last member's output feeds nothing
           data = knobs[key].apply(setting[key], data)
     return total

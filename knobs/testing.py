@@ -4,9 +4,9 @@ It runs the checks of the project's conformance suite (`tests/test_knob_conforma
 knob must pass, on a small real-looking clip of odd size, and raises `AssertionError` naming the
 first broken rule:
 
-1. `apply` keeps shape and dtype and gives finite frames, at settings 0, 0.5 and 1;
+1. `apply` keeps shape and dtype and gives finite output, at settings 0, 0.5 and 1;
 2. `apply` and `cost` give the same values eagerly, under `jax.jit` and under `jax.vmap`;
-3. gradients of `apply` (with respect to setting and frames) and of `cost` are finite at the
+3. gradients of `apply` (with respect to setting and data) and of `cost` are finite at the
    bounds 0 and 1 and in between;
 4. `cost` is a finite scalar that does not fall as the setting rises, and depends on it;
 5. `values` is a 1-D ladder; `to_physical` maps 0 and 1 onto its ends; `round` snaps onto rungs.
@@ -35,6 +35,30 @@ def _clip(height: int = 19, width: int = 27) -> jax.Array:
   return jnp.asarray(np.clip(np.stack(frames), 0.0, 1.0), jnp.float32)
 
 
+def audio_clip(num: int = 1601, rate: float = 16000.0) -> jax.Array:
+  """A speech-like test signal `float32 [num]` in `[-1, 1]` (odd length on purpose): bursts of
+  harmonics at 200 Hz and 2.5 kHz whose loudness changes chunk to chunk, over faint noise."""
+  t = np.arange(num) / rate
+  envelope = np.interp(np.linspace(0, 1, num), np.linspace(0, 1, 7),
+                       [0.02, 0.6, 0.1, 0.8, 0.03, 0.4, 0.05])
+  tone = np.sin(2 * np.pi * 200 * t) + 0.5 * np.sin(2 * np.pi * 2500 * t)
+  noise = np.random.default_rng(0).normal(0, 0.01, num)
+  return jnp.asarray(np.clip(envelope * tone / 1.5 + noise, -1, 1), jnp.float32)
+
+
+def point_cloud(num: int = 301, features: int = 5):
+  """A small terrain-like `PointCloud` (x, y, z in metres, then extra features) of `num` points,
+  the last tenth padding (mask 0)."""
+  from knobs._points import PointCloud
+
+  rng = np.random.default_rng(0)
+  xy = rng.uniform(0, 60, (num, 2))
+  z = 100 + 0.1 * xy[:, 0] + 3 * np.sin(xy[:, 1] / 7) + (rng.uniform(size=num) < 0.3) * 8
+  extra = rng.uniform(0, 1, (num, features - 3))
+  mask = (np.arange(num) < num - num // 10).astype(np.float32)
+  return PointCloud(jnp.asarray(np.column_stack([xy, z, extra]), jnp.float32), jnp.asarray(mask))
+
+
 def _at(knob: Knob, level: float):
   return jax.tree.map(lambda s: jnp.full_like(s, level), knob.init())
 
@@ -49,40 +73,50 @@ def _close(a, b, what: str, atol: float = 1e-4):
       raise AssertionError(f"{what}: largest difference {np.max(np.abs(np.asarray(x) - y)):.3g}")
 
 
-def check_knob(knob: Knob, frames=None) -> None:
+def _describe(tree) -> list:
+  return [(leaf.dtype, tuple(leaf.shape)) for leaf in jax.tree.leaves(tree)]
+
+
+def _total(tree) -> jax.Array:
+  return sum(jnp.sum(leaf) for leaf in jax.tree.leaves(tree))
+
+
+def check_knob(knob: Knob, data=None) -> None:
   """Raises `AssertionError` if `knob` breaks the knob contract (see the module docstring).
 
   Args:
     knob: the knob (or chain) to check.
-    frames: `float32 [T, H, W, C]` in `[0, 1]` to check on (default: a small odd-sized clip).
+    data: what it acts on: video `float32 [T, H, W, C]` in `[0, 1]` (default: a small odd-sized
+      clip), audio `float32 [T]`, or a `knobs.PointCloud`. The cost must depend on the setting
+      on this data.
   """
-  frames = _clip() if frames is None else jnp.asarray(frames)
+  data = _clip() if data is None else jax.tree.map(jnp.asarray, data)
   name = getattr(knob, "name", "knob")
   levels = (0.0, 0.5, 1.0)
   for level in levels:
     setting = _at(knob, level)
-    out = knob.apply(setting, frames)
-    if out.shape != frames.shape or out.dtype != frames.dtype:
-      raise AssertionError(f"{name}.apply at {level}: got {out.dtype}{list(out.shape)}, "
-                           f"want {frames.dtype}{list(frames.shape)}")
+    out = knob.apply(setting, data)
+    if jax.tree.structure(out) != jax.tree.structure(data) or _describe(out) != _describe(data):
+      raise AssertionError(f"{name}.apply at {level}: got {_describe(out)}, "
+                           f"want {_describe(data)}")
     if not _finite(out):
-      raise AssertionError(f"{name}.apply at {level} gives non-finite frames")
-    _close(jax.jit(knob.apply)(setting, frames), out, f"{name}.apply: jit differs from eager")
-    cost = knob.cost(setting, frames)
+      raise AssertionError(f"{name}.apply at {level} gives non-finite output")
+    _close(jax.jit(knob.apply)(setting, data), out, f"{name}.apply: jit differs from eager")
+    cost = knob.cost(setting, data)
     if jnp.shape(cost) != () or not _finite(cost):
       raise AssertionError(f"{name}.cost at {level} must be a finite scalar, got {cost}")
-    _close(jax.jit(knob.cost)(setting, frames), cost, f"{name}.cost: jit differs from eager")
-    # vmap over a batch of two settings and two clips.
+    _close(jax.jit(knob.cost)(setting, data), cost, f"{name}.cost: jit differs from eager")
+    # vmap over a batch of two settings and two copies of the data.
     batch = jax.tree.map(lambda s: jnp.stack([s, s]), setting)
-    batched = jax.vmap(knob.apply)(batch, jnp.stack([frames, frames]))
-    _close(batched[1], out, f"{name}.apply: vmap differs from eager")
-    grad_setting, grad_frames = jax.grad(lambda s, x: jnp.sum(knob.apply(s, x)), (0, 1))(
-        setting, frames)
-    if not (_finite(grad_setting) and _finite(grad_frames)):
+    batched = jax.vmap(knob.apply)(batch, jax.tree.map(lambda x: jnp.stack([x, x]), data))
+    _close(jax.tree.map(lambda b: b[1], batched), out, f"{name}.apply: vmap differs from eager")
+    grad_setting, grad_data = jax.grad(lambda s, x: _total(knob.apply(s, x)), (0, 1))(
+        setting, data)
+    if not (_finite(grad_setting) and _finite(grad_data)):
       raise AssertionError(f"{name}.apply: gradient not finite at setting {level}")
-    if not _finite(jax.grad(knob.cost)(setting, frames)):
+    if not _finite(jax.grad(knob.cost)(setting, data)):
       raise AssertionError(f"{name}.cost: gradient not finite at setting {level}")
-  costs = [float(knob.cost(_at(knob, level), frames)) for level in levels]
+  costs = [float(knob.cost(_at(knob, level), data)) for level in levels]
   if any(np.diff(costs) < -1e-6 * max(abs(c) for c in costs)):
     raise AssertionError(f"{name}.cost falls as the setting rises: {costs} at {levels}")
   if costs[-1] <= costs[0]:
