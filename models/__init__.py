@@ -16,6 +16,7 @@ from models._assets import Distribution as Distribution
 from models._assets import cache_dir as cache_dir
 from models._assets import fetch as fetch
 from models._assets import path as asset_path
+from models._kws import KeywordSpotter as KeywordSpotter
 from models._mediapipe import BlazeFace as BlazeFace
 from models._mediapipe import Detections as Detections
 from models._mediapipe import FaceLandmark as FaceLandmark
@@ -24,6 +25,7 @@ from models._mediapipe import box_iou as box_iou
 from models._mediapipe import fetch_weights as fetch_weights
 from models._mediapipe import load as load
 from models._mediapipe import postprocess as postprocess
+from models._pointnet import PointNet as PointNet
 
 __all__ = (
     "Asset",
@@ -31,6 +33,8 @@ __all__ = (
     "BlazeFace",
     "Detections",
     "FaceLandmark",
+    "KeywordSpotter",
+    "PointNet",
     "SelfieSegmentation",
     "AssetMissingError",
     "Distribution",

@@ -35,7 +35,7 @@ from flax import nnx
 from tqdm.auto import tqdm
 
 import knobs
-from oneadapt_jax import baselines, fidelity
+from oneadapt_jax import baselines, fidelity, streams
 from oneadapt_jax.workload import Config, Record, Tradeoff, Workload, utility
 
 __all__ = ("METHODS", "Controller", "compare", "oneadapt", "run", "summarise", "versus_static")
@@ -54,6 +54,8 @@ class Controller:
     grad_frames: frames of each segment the backward pass runs on (evenly spaced, the last
       included).
     learning_rate, betas, in_rungs: Adam's settings (see `oneadapt`).
+    modality: `"video"` (the chain resolution -> frame rate -> QP over x264), or `"audio"` /
+      `"lidar"` (`oneadapt_jax.streams`: one forward pass per segment, every frame picked).
   """
 
   frames: int = 10
@@ -61,6 +63,7 @@ class Controller:
   learning_rate: float = 1.0
   betas: tuple[float, float] = (0.5, 0.5)
   in_rungs: bool = True
+  modality: str = "video"
 
   def __post_init__(self):
     if not 1 <= self.grad_frames <= self.frames:
@@ -68,18 +71,28 @@ class Controller:
 
   @functools.cached_property
   def knob(self) -> knobs.Knob:
-    """The chain resolution -> frame rate -> quantization; its cost is the rate model's bytes."""
-    return fidelity.surrogate_chain()
+    """Video: the chain resolution -> frame rate -> quantization, its cost the rate model's
+    bytes; audio and LiDAR: `streams.audio_knob` / `streams.lidar_knob`."""
+    if self.modality == "video":
+      return fidelity.surrogate_chain()
+    return {"audio": streams.audio_knob, "lidar": streams.lidar_knob}[self.modality](self.members)
 
   @functools.cached_property
   def members(self) -> dict[str, knobs.Knob]:
-    return {"resolution": knobs.resolution(), "frame_rate": knobs.frame_rate(source_fps=10.0),
-            "qp": knobs.quantization()}
+    if self.modality == "video":
+      return {"resolution": knobs.resolution(), "frame_rate": knobs.frame_rate(source_fps=10.0),
+              "qp": knobs.quantization()}
+    return {"audio": streams.audio_members, "lidar": streams.lidar_members}[self.modality]()
 
   @functools.cached_property
   def picked(self) -> tuple[int, ...]:
     return tuple(int(i) for i in np.linspace(self.frames - 1, 0, self.grad_frames,
                                              endpoint=False)[::-1].round())
+
+  def _shown(self, setting, raw):
+    """What the model sees of a segment: the knobs' output (video: on the picked frames)."""
+    shown = self.knob.apply(setting, raw)
+    return shown[..., self.picked, :, :, :] if self.modality == "video" else shown
 
   @functools.cached_property
   def optimiser(self) -> optax.GradientTransformation:
@@ -102,20 +115,25 @@ class Controller:
     def rung(name):
       knob = self.members[name]
       return float(knob.values[knobs.ladder_index(len(knob.values), knob.round(setting[name]))])
-    return Config(rung("resolution"), rung("qp"), rung("frame_rate"))
+    if self.modality == "video":
+      return Config(rung("resolution"), rung("qp"), rung("frame_rate"))
+    return streams.CONFIGS[self.modality](**{name: rung(name) for name in self.members})
 
   def record(self, segment: int, config: Config, outcome, lam: float) -> Record:
     """The record of one segment: AccGrad's backward passes on every segment, and the
     normalising forward pass at the best quality on the first."""
-    return Record.of("oneadapt", segment, config, outcome, backward_passes=self.grad_frames,
-                     lam=lam, profiling_frames=self.grad_frames if segment == 0 else 0)
+    costs = dict(backward_passes=self.grad_frames, lam=lam,
+                 profiling_frames=self.grad_frames if segment == 0 else 0)
+    if self.modality == "video":
+      return Record.of("oneadapt", segment, config, outcome, **costs)
+    return streams.StreamRecord("oneadapt", segment, self.modality, dict(config._asdict()),
+                                outcome.accuracy, outcome.bytes, outcome.frames_sent, **costs)
 
   def gradients(self, graphdef, state, proxy, setting, raw):
     """`(proxy, AccGrad, bytes, d bytes / d setting)`: AccGrad from one `jax.vjp` through the
     chain, the model (on the `grad_frames` picked frames) and the proxy."""
     def objective(s):
-      shown = self.knob.apply(s, raw)[..., self.picked, :, :, :]
-      return proxy(nnx.merge(graphdef, state)(shown))
+      return proxy(nnx.merge(graphdef, state)(self._shown(s, raw)))
     value, grad = jax.value_and_grad(objective)(setting)
     cost, grad_cost = jax.value_and_grad(self.knob.cost)(setting, raw)
     return value, grad, cost, grad_cost
@@ -123,8 +141,7 @@ class Controller:
   def reference(self, graphdef, state, proxy, raw):
     """Proxy and bytes at the best quality: what the objective is normalised by."""
     best = self.knob.init()
-    shown = self.knob.apply(best, raw)[..., self.picked, :, :, :]
-    return proxy(nnx.merge(graphdef, state)(shown)), self.knob.cost(best, raw)
+    return proxy(nnx.merge(graphdef, state)(self._shown(best, raw))), self.knob.cost(best, raw)
 
   def step(self, setting, opt_state, grad_proxy, grad_cost, proxy_ref, cost_ref, lam):
     """One Adam step on `-proxy / proxy_ref + lam * cost / cost_ref`, kept in `[0, 1]`."""
@@ -168,8 +185,9 @@ def oneadapt(workload: Workload, tradeoff: Tradeoff, *, learning_rate: float = 1
   quality, for the normalisation; that inference is charged as profiling.
   """
   frames = workload.frames_per_segment
-  controller = Controller(frames, frames if grad_frames is None else grad_frames, learning_rate,
-                          tuple(betas), in_rungs)
+  controller = Controller(frames, frames if grad_frames is None else min(grad_frames, frames),
+                          learning_rate, tuple(betas), in_rungs,
+                          getattr(workload, "modality", "video"))
   graphdef, model_state = nnx.split(workload.model)
   gradients, reference, step = _jitted(controller, graphdef, workload.spec.proxy)
   setting, opt_state = controller.init(start)
@@ -179,7 +197,7 @@ def oneadapt(workload: Workload, tradeoff: Tradeoff, *, learning_rate: float = 1
   for i, segment in enumerate(workload.segments):
     config = controller.config(setting)
     outcome = workload.evaluate(i, config)
-    raw = jnp.asarray(segment.as_float())
+    raw = workload.raw(i)
     if refs is None:
       refs = tuple(jnp.maximum(r, 1e-6) for r in reference(model_state, raw=raw))
     records.append(controller.record(i, config, outcome, lam))
@@ -277,12 +295,19 @@ def _tradeoff_fields(tradeoff: Tradeoff | None) -> dict:
           "budget": None if tradeoff is None else tradeoff.budget}
 
 
+VIDEO_ONLY = ("reducto",)  # Reducto's frame filter has no audio or LiDAR counterpart here
+
+
 def run(out_dir: pathlib.Path, *, task: str = "detection", clip: str = "carphone",
         lambdas: Sequence[float] = (0.1, 0.3, 1.0), budgets: Sequence[float] = (),
         methods: Sequence[str] = tuple(METHODS), static: bool = True,
-        max_segments: int | None = None, progress: bool = True, verbose: bool = True) -> dict:
+        max_segments: int | None = None, progress: bool = True, verbose: bool = True,
+        modality: str = "video") -> dict:
   """Runs every method at every trade-off (each lambda, each budget in bytes/s) and, with
   `static`, every grid configuration held fixed; writes `results.json` into `out_dir`.
+
+  `modality`: `"video"` (`task` on `clip`), or `"audio"` / `"lidar"`, whose task and stream
+  are fixed (`oneadapt_jax.streams`; `task` and `clip` are then ignored).
 
   Resumable: each finished (method, trade-off) unit is appended to `records.jsonl` as it ends
   and skipped on a rerun, so an interrupted sweep loses at most the unit in flight.
@@ -290,9 +315,21 @@ def run(out_dir: pathlib.Path, *, task: str = "detection", clip: str = "carphone
   unknown = set(methods) - set(METHODS)
   if unknown:
     raise ValueError(f"unknown methods {sorted(unknown)}; available: {sorted(METHODS)}")
+  if modality != "video":
+    if modality not in streams.MODALITIES:
+      raise ValueError(f"unknown modality {modality!r}; available: video, "
+                       f"{', '.join(streams.MODALITIES)}")
+    if set(methods) & set(VIDEO_ONLY):
+      raise ValueError(f"{sorted(set(methods) & set(VIDEO_ONLY))} work on video only")
   tradeoffs = [Tradeoff(lam=float(v)) for v in lambdas] + [Tradeoff(budget=float(b)) for b in budgets]
   if not tradeoffs:
     raise ValueError("give at least one lambda or budget")
+  if modality == "video":
+    record_type = Record
+  else:
+    record_type = streams.StreamRecord
+    workload = streams.StreamWorkload.build(modality, max_segments=max_segments)
+    task, clip = workload.task, workload.clip
   out_dir.mkdir(parents=True, exist_ok=True)
   log = out_dir / "records.jsonl"
   done: dict[tuple, list[Record]] = {}
@@ -303,8 +340,9 @@ def run(out_dir: pathlib.Path, *, task: str = "detection", clip: str = "carphone
       except json.JSONDecodeError:  # the line being written when a run was killed
         continue
       if entry.get("task") == task and entry.get("clip") == clip:
-        done[(entry["method"], entry["unit"])] = [Record(**r) for r in entry["records"]]
-  workload = Workload.build(task, clip, max_segments=max_segments)
+        done[(entry["method"], entry["unit"])] = [record_type(**r) for r in entry["records"]]
+  if modality == "video":
+    workload = Workload.build(task, clip, max_segments=max_segments)
   jobs = [(m, t.label, lambda w, m=m, t=t: METHODS[m](w, t)) for t in tradeoffs for m in methods]
   if static:
     jobs += [("static", repr(tuple(c)), lambda w, c=c: baselines.static(w, c))
@@ -318,7 +356,8 @@ def run(out_dir: pathlib.Path, *, task: str = "detection", clip: str = "carphone
       f.write(json.dumps({"task": task, "clip": clip, "method": method, "unit": unit,
                           "records": [dataclasses.asdict(r) for r in records]}) + "\n")
   by_label = {t.label: t for t in tradeoffs}
-  results = {"task": task, "clip": clip, "segments": len(workload.segments),
+  results = {"modality": modality, "task": task, "clip": clip,
+             "segments": len(workload.segments),
              "frames_per_segment": workload.frames_per_segment,
              "device": str(jax.devices()[0]), "runs": [], "static": []}
   for (method, unit), records in done.items():

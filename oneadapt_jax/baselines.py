@@ -35,7 +35,10 @@ def grid(workload: Workload, *, qp_stride: int = 3, fps: Sequence[float] | None 
          ) -> list[Config]:
   """The joint discrete configurations the profiling baselines and the oracle search: every
   resolution, every `qp_stride`-th QP (the best included) and the frame rates `fps` (default:
-  the workload's `grid_fps`)."""
+  the workload's `grid_fps`). An audio or LiDAR workload gives every joint configuration of its
+  knobs' ladders (`StreamWorkload.grid`)."""
+  if hasattr(workload, "grid"):
+    return workload.grid()
   qps = workload.qp_values[::-1][::qp_stride][::-1]  # stride from the best QP down
   fps = workload.grid_fps if fps is None else tuple(fps)
   return [Config(r, q, f) for r, q, f in itertools.product(workload.resolution_values, qps, fps)]
@@ -57,7 +60,7 @@ def _choose(workload: Workload, tradeoff: Tradeoff, configs: Sequence[Config],
 
 def static(workload: Workload, config: Config, tradeoff: Tradeoff | None = None) -> list[Record]:
   del tradeoff  # a static configuration ignores it
-  return [Record.of("static", i, config, workload.evaluate(i, config))
+  return [workload.record("static", i, config, workload.evaluate(i, config))
           for i in range(len(workload.segments))]
 
 
@@ -66,7 +69,7 @@ def oracle(workload: Workload, tradeoff: Tradeoff) -> list[Record]:
   records = []
   for i in range(len(workload.segments)):
     chosen = _choose(workload, tradeoff, configs, [i])
-    records.append(Record.of("oracle", i, chosen, workload.evaluate(i, chosen),
+    records.append(workload.record("oracle", i, chosen, workload.evaluate(i, chosen),
                              profiling_frames=workload.frames_per_segment * (len(configs) - 1)))
   return records
 
@@ -87,7 +90,7 @@ def awstream(workload: Workload, tradeoff: Tradeoff, *, profile_segments: int = 
                    config))
   frontier = [p[2] for p in pareto(points)]
   chosen = _choose(workload, tradeoff, frontier, profiled)
-  return [Record.of("awstream", i, chosen, workload.evaluate(i, chosen),
+  return [workload.record("awstream", i, chosen, workload.evaluate(i, chosen),
                     profiling_frames=workload.frames_per_segment * len(configs) if i in profiled else 0)
           for i in range(len(workload.segments))]
 
@@ -97,7 +100,7 @@ def _one_knob_at_a_time(workload: Workload, tradeoff: Tradeoff, start: Config, s
   """Chameleon's knob-independent search from `start`: each knob in turn over its grid values,
   the others held at their current choice. Returns the choice and the configurations profiled."""
   current, profiled = start, {start}
-  for field in ("resolution", "qp", "fps"):
+  for field in workload.knob_fields:
     candidates = sorted({getattr(c, field) for c in configs})
     options = [current._replace(**{field: v}) for v in candidates]
     profiled.update(options)
@@ -128,7 +131,7 @@ def chameleon(workload: Workload, tradeoff: Tradeoff, *, period: int = 4,
       profiling = frames * profiled
       delay = math.ceil(profiling / spare_gpu_fps / workload.seconds_per_segment)
       pending = (i + max(delay, 1), choice)
-    records.append(Record.of("chameleon", i, current, workload.evaluate(i, current),
+    records.append(workload.record("chameleon", i, current, workload.evaluate(i, current),
                              profiling_frames=profiling))
   return records
 
@@ -149,6 +152,6 @@ def reducto(workload: Workload, tradeoff: Tradeoff | None = None, *, target: flo
   chosen = meeting[0] if meeting else options[-1]
   # At a fixed encoding a filtered frame reuses an earlier frame's output, so one inference pass
   # over a profiled segment scores every threshold.
-  return [Record.of("reducto", i, chosen, workload.evaluate(i, chosen),
+  return [workload.record("reducto", i, chosen, workload.evaluate(i, chosen),
                     profiling_frames=workload.frames_per_segment if i in profiled else 0)
           for i in range(len(workload.segments))]

@@ -28,7 +28,14 @@ def _parser() -> argparse.ArgumentParser:
   gallery.add_argument("--out", type=pathlib.Path, default=pathlib.Path("results/gallery"))
   gallery.add_argument("--frames", type=int, default=8, help="frames in the panning clip")
   gallery.add_argument("--size", type=int, default=256, help="frame side in pixels")
-  sub.add_parser("fetch", help="download (once) and verify the bundled clips and model weights into the cache")
+  fetch = sub.add_parser(
+      "fetch", help="download (once) and verify the bundled clips, LiDAR and model weights into "
+                    "the cache, and train the audio and LiDAR models if they are missing")
+  fetch.add_argument("--no-train", action="store_true", help="only download and verify")
+  train = sub.add_parser(
+      "train", help="(re)train a model this repository trains: kws (audio) or pointnet (LiDAR)")
+  train.add_argument("name", choices=["kws", "pointnet"])
+  train.add_argument("--seed", type=int, default=0)
   fidelity = sub.add_parser(
       "fidelity", help="surrogate bytes and frames against the real x264 encoder: table and plot")
   fidelity.add_argument("--out", type=pathlib.Path, default=pathlib.Path("results/fidelity"))
@@ -42,14 +49,18 @@ def _parser() -> argparse.ArgumentParser:
   source.add_argument("--video", type=pathlib.Path, help="a video file of your own")
   source.add_argument("--dataset", help="a bundled clip read through the tensorflow-datasets "
                                         "builder (oneadapt_jax.tfds_video), e.g. carphone")
+  run.add_argument("--modality", default="video", choices=["video", "audio", "lidar"],
+                   help="audio: keyword spotting on espeak-ng speech; lidar: ground "
+                        "classification on autzen tiles (their task and stream are fixed)")
   run.add_argument("--task", default="detection", choices=TASKS)
   trade = run.add_mutually_exclusive_group()
   trade.add_argument("--lambda", dest="lambdas", type=float, nargs="+", default=None,
                      help="utility accuracy - lambda * bytes / best bytes (default 0.1 0.3 1)")
   trade.add_argument("--budget", dest="budgets", type=float, nargs="+", default=None,
                      help="bandwidth budgets in bytes per second (dual ascent for OneAdapt)")
-  run.add_argument("--methods", nargs="+", default=["oneadapt", "awstream", "chameleon",
-                                                     "reducto", "oracle"])
+  run.add_argument("--methods", nargs="+", default=None,
+                   help="default: oneadapt awstream chameleon reducto oracle (no reducto for "
+                        "audio and lidar)")
   run.add_argument("--no-static", action="store_true", help="skip the static sweep")
   run.add_argument("--max-segments", type=int, default=None)
   run.add_argument("--out", type=pathlib.Path, default=pathlib.Path("results/run"))
@@ -60,7 +71,7 @@ def _parser() -> argparse.ArgumentParser:
   batch.add_argument("--out", type=pathlib.Path, default=pathlib.Path("results/batch"))
   check = sub.add_parser(
       "proxy-check", help="Spearman of each accuracy proxy against its real metric over x264 encodes")
-  for p in (demo, gallery, fidelity, check, run, batch):
+  for p in (demo, gallery, fidelity, check, run, batch, fetch, train):
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
   return parser
 
@@ -82,8 +93,22 @@ def main(argv: list[str] | None = None) -> int:
       import models
       from oneadapt_jax import data
 
-      for name, path in {**data.fetch_clips(), **models.fetch_weights()}.items():
+      from oneadapt_jax import lidar
+
+      for name, path in {**data.fetch_clips(), **models.fetch_weights(), **lidar.fetch()}.items():
         print(f"{name:<28} {path}  (sha256 verified)")
+      if not args.no_train:
+        from oneadapt_jax import train
+
+        for name, info in train.ensure(progress=not args.no_progress).items():
+          print(f"{name:<28} trained, held-out accuracy {info['held_out_accuracy']:.3f} "
+                f"(seed {info['seed']}, sha256 verified)")
+    elif args.command == "train":
+      from oneadapt_jax import train
+
+      info = train.train(args.name, args.seed, progress=not args.no_progress)
+      print(f"{args.name}: held-out accuracy {info['held_out_accuracy']:.3f} "
+            f"({info['train_seconds']} s of training, seed {info['seed']})")
     elif args.command == "fidelity":
       from oneadapt_jax import fidelity
 
@@ -92,14 +117,16 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "run":
       from oneadapt_jax import adapt
 
+      methods = args.methods or [m for m in adapt.METHODS if args.modality == "video"
+                                 or m not in adapt.VIDEO_ONLY]
       lambdas = args.lambdas if args.lambdas is not None else (
           [] if args.budgets is not None else [0.1, 0.3, 1.0])
       adapt.run(args.out, task=args.task,
                 clip=(str(args.video) if args.video is not None
                       else f"tfds:{args.dataset}" if args.dataset is not None else args.clip),
-                lambdas=lambdas, budgets=args.budgets or [], methods=args.methods,
+                lambdas=lambdas, budgets=args.budgets or [], methods=methods,
                 static=not args.no_static, max_segments=args.max_segments,
-                progress=not args.no_progress)
+                progress=not args.no_progress, modality=args.modality)
     elif args.command == "batch":
       from oneadapt_jax import batch
 

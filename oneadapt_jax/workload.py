@@ -181,6 +181,21 @@ class Workload:
   def _jitted(self):
     return jax.jit(lambda x: self.model(x))
 
+  modality = "video"
+
+  @property
+  def knob_fields(self) -> tuple[str, ...]:
+    """The `Config` fields a knob-at-a-time search (Chameleon) walks."""
+    return ("resolution", "qp", "fps")
+
+  def raw(self, index: int) -> jax.Array:
+    """Segment `index` as the knobs take it: `float32 [T, H, W, 3]` in `[0, 1]`."""
+    return jnp.asarray(self.segments[index].as_float())
+
+  def record(self, method: str, segment: int, config: Config, outcome: Outcome,
+             **costs) -> Record:
+    return Record.of(method, segment, config, outcome, **costs)
+
   def run(self, frames):
     return self._jitted(jnp.asarray(frames))
 

@@ -1,0 +1,81 @@
+"""Weights of the models trained in this repository: saved once, checksummed, loaded safely.
+
+A trained model's parameters go to `<cache>/trained/<name>.npz` (plain arrays, loaded with
+`allow_pickle=False`, so no code is ever unpickled) next to `<name>.json`, its manifest: the
+npz's sha256, the training seed and settings, and the held-out accuracy. Loading checks the
+sha256 and refuses a modified file by name; a missing file says what to run. Training is
+reproducible from the seed, so deleting the cache only costs the training time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import tempfile
+
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from models import _assets
+
+TRAIN_HINT = "run `make assets` (or `oneadapt train {name}`) once to train it (a few minutes)"
+
+
+def weights_path(name: str) -> pathlib.Path:
+  return _assets.cache_dir() / "trained" / f"{name}.npz"
+
+
+def manifest(name: str) -> dict:
+  """The manifest of a trained model (seed, settings, held-out accuracy, sha256)."""
+  path = weights_path(name).with_suffix(".json")
+  if not path.exists():
+    raise _assets.AssetMissingError(
+        f"trained model {name!r} is not in the cache ({path}); {TRAIN_HINT.format(name=name)}")
+  return json.loads(path.read_text())
+
+
+def _flat(model: nnx.Module) -> dict[str, np.ndarray]:
+  return {"/".join(map(str, path)): np.asarray(variable.get_value())
+          for path, variable in nnx.to_flat_state(nnx.state(model, nnx.Param))}
+
+
+def save(name: str, model: nnx.Module, info: dict) -> pathlib.Path:
+  """Writes the model's parameters and its manifest (atomically: weights first)."""
+  target = weights_path(name)
+  target.parent.mkdir(parents=True, exist_ok=True)
+  with tempfile.NamedTemporaryFile(dir=target.parent, suffix=".npz", delete=False) as tmp:
+    np.savez(tmp, **_flat(model))
+  os.replace(tmp.name, target)
+  info = {**info, "sha256": _assets.sha256_of(target)}
+  manifest_path = target.with_suffix(".json")
+  manifest_path.with_suffix(".tmp").write_text(json.dumps(info, indent=2))
+  os.replace(manifest_path.with_suffix(".tmp"), manifest_path)
+  return target
+
+
+def restore(name: str, model: nnx.Module) -> nnx.Module:
+  """Loads the cached, verified parameters of `name` into `model` (built with the same shapes)."""
+  info = manifest(name)
+  path = weights_path(name)
+  if not path.exists():
+    raise _assets.AssetMissingError(
+        f"trained model {name!r} has a manifest but no weights ({path}); "
+        f"{TRAIN_HINT.format(name=name)}")
+  _assets.verify(path, info["sha256"])
+  with np.load(path, allow_pickle=False) as stored:
+    arrays = dict(stored)
+  flat = nnx.to_flat_state(nnx.state(model, nnx.Param))
+  expected = {"/".join(map(str, path)): variable for path, variable in flat}
+  if set(arrays) != set(expected):
+    raise _assets.AssetIntegrityError(
+        f"{path}: parameters {sorted(set(arrays) ^ set(expected))} do not match the "
+        f"{type(model).__name__} architecture; delete it and {TRAIN_HINT.format(name=name)}")
+  for key, variable in expected.items():
+    if arrays[key].shape != variable.get_value().shape:
+      raise _assets.AssetIntegrityError(
+          f"{path}: {key} has shape {arrays[key].shape}, the model wants "
+          f"{variable.get_value().shape}; delete it and {TRAIN_HINT.format(name=name)}")
+    variable.set_value(jnp.asarray(arrays[key]))
+  return model
