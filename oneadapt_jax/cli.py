@@ -70,7 +70,9 @@ def _parser() -> argparse.ArgumentParser:
   batch.add_argument("config", type=pathlib.Path, help="JSON or TOML: clips, lambdas, task, ...")
   batch.add_argument("--out", type=pathlib.Path, default=pathlib.Path("results/batch"))
   check = sub.add_parser(
-      "proxy-check", help="Spearman of each accuracy proxy against its real metric over x264 encodes")
+      "proxy-check", help="Spearman of each accuracy proxy against its real metric over x264 "
+                          "encodes (or, with --modality audio|lidar, over the real senders)")
+  check.add_argument("--modality", default="video", choices=["video", "audio", "lidar"])
   for p in (demo, gallery, fidelity, check, run, batch, fetch, train):
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
   return parser
@@ -134,7 +136,16 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "proxy-check":
       from oneadapt_jax import proxy_check
 
-      proxy_check.main(progress=not args.no_progress)
+      if args.modality == "video":
+        proxy_check.main(progress=not args.no_progress)
+      else:
+        from oneadapt_jax import streams
+
+        result = streams.proxy_check(streams.StreamWorkload.build(args.modality))
+        print(f"{args.modality}: Spearman of proxy against metric over {result['pairs']} "
+              f"(segment, configuration) pairs: pooled {result['spearman_pooled']:.3f}, "
+              f"per segment {result['spearman_per_segment_mean']:.3f} (mean over the "
+              f"{result['segments_with_varying_metric']} segments whose metric varies)")
   except (ValueError, FileNotFoundError) as err:
     print(f"oneadapt {args.command}: error: {err}", file=sys.stderr)
     return 2

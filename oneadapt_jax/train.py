@@ -6,11 +6,13 @@ accuracy and saves the weights with their manifest (`models._trained`): the seed
 initialisation, the noise and the batch order.
 
 - `kws`: `models.KeywordSpotter` on espeak-ng speech (`oneadapt_jax.speech`) from the training
-  voices, with fresh noise (white or brown, SNR -5..40 dB), a random shift of up to 0.1 s and a
-  random gain every epoch; held out: the other voices, noisy at SNR 0..30 dB.
+  voices, with fresh noise (white or brown, SNR -5..40 dB), a random shift of up to 0.1 s, a
+  random gain and, for half the clips, the real audio sender (`streams.send_audio`) at a random
+  configuration of the knobs' ladders, every step; held out: the other voices, noisy at SNR
+  0..30 dB, sent at the best quality.
 - `pointnet`: `models.PointNet` per-point ground classification on the autzen LiDAR tiles
-  (`oneadapt_jax.lidar`) west of the split line, with random rotations about z and flips;
-  held out: the tiles east of it.
+  (`oneadapt_jax.lidar`) west of the split line, with random rotations about z, flips and, for
+  half the tiles, random thinning to a density of 0.2..1; held out: the tiles east of it.
 """
 
 from __future__ import annotations
@@ -56,13 +58,14 @@ def _fit(model, batches, loss_fn, *, steps: int, learning_rate: float, progress:
 
 def train_kws(seed: int = 0, *, steps: int = 800, batch: int = 64, progress: bool = True):
   """Trains the keyword spotter; returns `(model, info)` with the held-out accuracy."""
-  from oneadapt_jax import speech
+  from oneadapt_jax import speech, streams
 
   audio, words, _ = speech.utterances(speech.TRAIN_VOICES, progress=progress)
   held_audio, held_words, _ = speech.utterances(speech.HELD_OUT_VOICES, progress=progress)
   rng = np.random.default_rng(seed)
   held_out = speech.noisy(held_audio, rng.uniform(0, 30, len(held_audio)), rng)
   model = models.KeywordSpotter(len(speech.WORDS), rngs=nnx.Rngs(seed))
+  ladders = list(streams.audio_members().values())
 
   def batches(i):
     pick = rng.choice(len(audio), batch, replace=False)
@@ -70,6 +73,12 @@ def train_kws(seed: int = 0, *, steps: int = 800, batch: int = 64, progress: boo
                       zip(audio[pick], rng.integers(-1600, 1601, batch))])
     clips = clips * rng.uniform(0.3, 1.8, (batch, 1))
     clips = speech.noisy(np.clip(clips, -1, 1), rng.uniform(-5, 40, batch), rng)
+    # Half the clips come through the real sender at a random configuration of the audio
+    # knobs, as a deployed model hears them: the model learns the whole operating range, so
+    # its confidence reflects what a configuration leaves of the word.
+    for j in np.flatnonzero(rng.uniform(size=batch) < 0.5):
+      config = streams.AudioConfig(*(float(rng.choice(k.values)) for k in ladders))
+      clips[j] = streams.send_audio(clips[j], config)[0]
     return jnp.asarray(clips), jnp.asarray(words[pick])
 
   def loss_fn(model, x, y):
@@ -117,6 +126,10 @@ def train_pointnet(seed: int = 0, *, steps: int = 800, batch: int = 8, progress:
     points = np.stack([_rotate(np.asarray(train_tiles[j].cloud.points), rng.uniform(0, 2 * np.pi),
                                bool(rng.integers(2)), lidar.TILE) for j in pick])
     mask = np.stack([train_tiles[j].cloud.mask for j in pick])
+    # Half the tiles come thinned to a density of 0.2..1, as a sender that drops points would
+    # deliver them; the loss counts the points delivered.
+    density = np.where(rng.uniform(size=(batch, 1)) < 0.5, rng.uniform(0.2, 1.0, (batch, 1)), 1.0)
+    mask = mask * (rng.uniform(size=mask.shape) < density)
     labels = np.stack([train_tiles[j].labels for j in pick])
     return jnp.asarray(points), jnp.asarray(mask), jnp.asarray(labels)
 

@@ -242,3 +242,11 @@ def test_accgrad_is_finite_at_the_bounds(modality):
     leaves = jax.tree.leaves((value, grad, cost, grad_cost))
     assert all(bool(jnp.all(jnp.isfinite(leaf))) for leaf in leaves)
     assert float(cost) > 0
+
+
+@pytest.mark.parametrize("modality, segments, floor", [("lidar", 4, 0.5), ("audio", 8, 0.3)])
+def test_proxies_rank_configurations_as_their_metrics_do(modality, segments, floor):
+  """Measured over whole streams: LiDAR 0.64, audio 0.46 (pooled); here on their first
+  segments."""
+  result = streams.proxy_check(streams.StreamWorkload.build(modality, max_segments=segments))
+  assert result["spearman_pooled"] > floor
