@@ -38,6 +38,7 @@ from knobs._points import PointCloud as PointCloud
 from knobs._points import check_points as check_points
 from knobs._points import point_density as point_density
 from knobs._points import point_quantization as point_quantization
+from knobs._points import point_range as point_range
 from knobs._resolution import resolution as resolution
 from knobs._temporal import frame_filter as frame_filter
 from knobs._temporal import frame_filter_sent as frame_filter_sent
@@ -65,6 +66,7 @@ __all__ = (
     "ladder_to_physical",
     "point_density",
     "point_quantization",
+    "point_range",
     "quantization",
     "resolution",
     "roi_quality",

@@ -8,6 +8,9 @@ clouds of different sizes are padded with mask 0). A knob returns a cloud of the
   point `i` is `frac((i + 1) * golden ratio)`, a low-discrepancy sequence, so any density keeps
   an even spread of the cloud's order (a scan's order is spatial). Forward: the hard decision.
   Backward: a sigmoid in `density - priority`.
+- `point_range`: sends only the points within `radius` metres (in x, y) of a centre, a region
+  of interest (or, centred on the sensor, a range limit). Backward: a sigmoid in
+  `radius - distance`.
 - `point_quantization`: x, y, z rounded to a grid of `step` metres (what a LAS/LAZ file's scale
   does). Backward: identity in the points, and the rounding error scaled with the step in the
   setting. Cost: the bytes of the points sent, `sum(mask) * (3 * log2(extent / step) +
@@ -67,6 +70,21 @@ def _ste(soft: jax.Array, hard: jax.Array) -> jax.Array:
   return soft + jax.lax.stop_gradient(hard.astype(soft.dtype) - soft)
 
 
+def _dropping_knob(values, keep_of, *, name: str, round_rule: str) -> _base.Knob:
+  """A knob that only changes which points are sent: `keep_of(setting, cloud)` is the new mask;
+  cost: points sent (unit ``"points"``)."""
+  @jax.jit
+  def apply(setting, cloud):
+    return PointCloud(cloud.points, keep_of(setting, cloud))
+
+  @jax.jit
+  def cost(setting, cloud):
+    return jnp.sum(keep_of(setting, cloud))
+
+  return _base.ladder_knob(values, apply, cost, check=check_points, name=name, unit="points",
+                           round_rule=round_rule)
+
+
 def priorities(num: int) -> np.ndarray:
   """The fixed sending priority of each of `num` points, in `(0, 1)`: lowest is sent first."""
   return np.mod((np.arange(num) + 1) * GOLDEN, 1.0)
@@ -106,16 +124,7 @@ def point_density(
     soft = jax.nn.sigmoid((fraction - rank) / temperature)
     return cloud.mask * _ste(soft, hard)
 
-  @jax.jit
-  def apply(setting, cloud):
-    return PointCloud(cloud.points, keep_of(setting, cloud))
-
-  @jax.jit
-  def cost(setting, cloud):
-    return jnp.sum(keep_of(setting, cloud))
-
-  return _base.ladder_knob(values, apply, cost, check=check_points,
-                           name="point_density", unit="points", round_rule=round_rule)
+  return _dropping_knob(values, keep_of, name="point_density", round_rule=round_rule)
 
 
 def point_quantization(
@@ -168,3 +177,43 @@ def point_quantization(
 
   return _base.ladder_knob(values, apply, cost, check=check_points,
                            name="point_quantization", unit="bytes", round_rule=round_rule)
+
+
+def point_range(
+    *,
+    radii: Sequence[float] = (10.0, 20.0, 30.0, 40.0, 60.0),
+    centre: tuple[float, float] = (40.0, 40.0),
+    temperature: float = 1.0,
+    round_rule: str = "up",
+) -> _base.Knob:
+  """Range / crop knob: send the points within `radius` metres (x, y) of `centre`.
+
+  Cost: points sent per call (unit ``"points"``).
+
+  Example:
+    >>> import jax.numpy as jnp, knobs
+    >>> xyz = jnp.asarray([[40.0, 40.0, 0.0], [40.0, 65.0, 0.0], [0.0, 0.0, 0.0]])
+    >>> cloud = knobs.PointCloud(xyz, jnp.ones(3))
+    >>> knobs.point_range().apply(jnp.float32(0.25), cloud).mask   # radius 20 m
+    Array([1., 0., 0.], dtype=float32)
+
+  Args:
+    radii: the discrete radii in metres, cheapest (smallest) first.
+    centre: the x, y the radius is measured from, in the cloud's coordinates (the middle of an
+      80 m tile by default; the origin for a sensor-centred scan).
+    temperature: width of the backward pass's sigmoid, in metres.
+    round_rule: `"up"` (the more expensive neighbour) or `"nearest"`.
+  """
+  values = _base.ladder(radii, name="point_range")
+  if values[0] <= 0 or values[-1] < values[0]:
+    raise ValueError(f"point_range: radii must increase from > 0, got {tuple(radii)}")
+
+  def keep_of(setting, cloud):
+    radius = _base.ladder_to_physical(values, _base.as_setting(setting, cloud.mask.dtype))
+    xy = cloud.points[..., :2]
+    offset = xy - jnp.asarray(centre, xy.dtype).reshape((1,) * (xy.ndim - 1) + (2,))
+    distance = jnp.sqrt(jnp.sum(offset * offset, axis=-1) + 1e-12)
+    soft = jax.nn.sigmoid((radius - distance) / temperature)
+    return cloud.mask * _ste(soft, distance <= radius)
+
+  return _dropping_knob(values, keep_of, name="point_range", round_rule=round_rule)

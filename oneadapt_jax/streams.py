@@ -13,8 +13,9 @@ real sender would at a discrete configuration and returns the real accuracy and 
   `ceil(samples * bits / 8)` per chunk sent. Proxy: the softmax probability of the recognised
   word; metric: 1 if the recognised word is the one recognised on the raw segment.
 - `lidar`: per-point ground classification (`models.PointNet`) on held-out autzen tiles, one
-  tile per second (`oneadapt_jax.lidar`). Knobs: `point_density` -> `point_quantization`.
-  Sending: the points whose priority is under the density, coordinates on the grid, as a real
+  tile per second (`oneadapt_jax.lidar`). Knobs: `point_range` -> `point_density` ->
+  `point_quantization`. Sending: the points within the radius of the tile's centre whose
+  priority is under the density, coordinates on the grid, as a real
   LAZ file (laspy + lazrs) whose scale is the step. Bytes: that file's size. The server
   classifies the points sent and maps every point of the tile from them (`models.PointNet`'s
   `fill`). Proxy: the mean over the tile's points of the probability of their class; metric:
@@ -40,6 +41,7 @@ from flax import nnx
 import knobs
 import models
 from models import _pointnet, _trained
+from oneadapt_jax import lidar
 
 MODALITIES = ("audio", "lidar")
 CHUNKS = 10  # chunk_drop's chunks per 1-s segment
@@ -53,6 +55,7 @@ class AudioConfig(NamedTuple):
 
 
 class LidarConfig(NamedTuple):
+  point_range: float = 60.0  # metres from the tile's centre
   point_density: float = 1.0
   point_quantization: float = 0.01  # metres
 
@@ -117,14 +120,16 @@ def audio_knob(members: dict | None = None) -> knobs.Knob:
 
 
 def lidar_members() -> dict[str, knobs.Knob]:
-  return {"point_density": knobs.point_density(), "point_quantization": knobs.point_quantization()}
+  return {"point_range": knobs.point_range(centre=(lidar.TILE / 2, lidar.TILE / 2)),
+          "point_density": knobs.point_density(), "point_quantization": knobs.point_quantization()}
 
 
 def lidar_knob(members: dict | None = None) -> knobs.Knob:
-  """The chain point_density -> point_quantization; the quantization member, last, counts the
-  bytes of the points that reach it."""
+  """The chain point_range -> point_density -> point_quantization; the quantization member,
+  last, counts the bytes of the points that reach it."""
   members = lidar_members() if members is None else members
-  return knobs.chain(point_density=knobs.scale_cost(members["point_density"], 0.0, unit="bytes"),
+  return knobs.chain(point_range=knobs.scale_cost(members["point_range"], 0.0, unit="bytes"),
+                     point_density=knobs.scale_cost(members["point_density"], 0.0, unit="bytes"),
                      point_quantization=members["point_quantization"])
 
 
@@ -147,8 +152,6 @@ def load_model(modality: str) -> nnx.Module:
 
     return _trained.restore("kws", models.KeywordSpotter(len(speech.WORDS), rngs=nnx.Rngs(0)))
   if modality == "lidar":
-    from oneadapt_jax import lidar
-
     pointnet = models.PointNet(6, 2, extent=lidar.TILE, rngs=nnx.Rngs(0))
     return GroundMap(_trained.restore("pointnet", pointnet))
   raise ValueError(f"unknown modality {modality!r}; available: {MODALITIES}")
@@ -221,10 +224,9 @@ def send_audio(wave: np.ndarray, config: AudioConfig, *, source_rate: float = 16
 
 def send_points(cloud: knobs.PointCloud, config: LidarConfig) -> tuple[knobs.PointCloud, int]:
   """`(the cloud as the server has it: points on the grid, mask 1 where sent; LAZ bytes)`."""
-  from oneadapt_jax import lidar
-
   points, mask = np.asarray(cloud.points), np.asarray(cloud.mask)
-  sent = (knobs._points.priorities(len(mask)) < config.point_density) & (mask > 0)
+  within = np.hypot(points[:, 0] - lidar.TILE / 2, points[:, 1] - lidar.TILE / 2) <= config.point_range
+  sent = within & (knobs._points.priorities(len(mask)) < config.point_density) & (mask > 0)
   step = config.point_quantization
   shown = points.copy()
   shown[:, :3] = np.round(points[:, :3] / step) * step
@@ -260,8 +262,6 @@ class StreamWorkload:
       segments = [np.asarray(w) for w in waves][:max_segments]
       clip = f"espeak-ng held-out voices (seed {seed})"
     elif modality == "lidar":
-      from oneadapt_jax import lidar
-
       segments = [t.cloud for t in lidar.split()[1]][:max_segments]
       clip = "autzen_trim.laz held-out tiles"
     else:

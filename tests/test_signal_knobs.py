@@ -25,7 +25,9 @@ AUDIO = {
 POINTS = {
     "point_density": knobs.point_density,
     "point_quantization": knobs.point_quantization,
+    "point_range": lambda: knobs.point_range(centre=(30.0, 30.0)),
     "points_chain": lambda: knobs.chain(
+        range=knobs.scale_cost(knobs.point_range(centre=(30.0, 30.0)), 0.0, unit="bytes"),
         density=knobs.scale_cost(knobs.point_density(), 0.0, unit="bytes"),
         quantization=knobs.point_quantization()),
 }
@@ -130,6 +132,18 @@ def test_point_quantization_rounds_coordinates_only():
     np.testing.assert_allclose(out.points[:, :3], np.round(points[:, :3] / step) * step,
                                atol=1e-4)
     np.testing.assert_array_equal(out.points[:, 3:], cloud.points[:, 3:])
+
+
+def test_point_range_keeps_the_points_within_the_radius():
+  knob = knobs.point_range(centre=(30.0, 30.0))
+  cloud = knobs.testing.point_cloud(400)
+  points, real = np.asarray(cloud.points), np.asarray(cloud.mask) > 0
+  distance = np.hypot(points[:, 0] - 30.0, points[:, 1] - 30.0)
+  for rung, radius in enumerate(knob.values):
+    setting = jnp.float32(rung / (len(knob.values) - 1))
+    out = knob.apply(setting, cloud)
+    np.testing.assert_array_equal(np.asarray(out.mask) > 0, real & (distance <= radius))
+    assert float(knob.cost(setting, cloud)) == np.sum(real & (distance <= radius))
 
 
 @pytest.mark.parametrize("bad, message", [
