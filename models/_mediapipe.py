@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from models import _assets, _tflite
+from models import _assets, _blazeface, _tflite
 
 _MEDIAPIPE = _assets.Distribution(
     requirement="mediapipe==0.10.21",
@@ -134,8 +134,9 @@ class BlazeFace(nnx.Module):
     if variant not in ("back", "short_range"):
       raise ValueError(f"BlazeFace variant must be 'back' or 'short_range', got {variant!r}")
     asset = ASSETS["face_detection_back" if variant == "back" else "face_detection_short_range"]
-    self.net = _tflite.TFLiteNet(_tflite.read_graph(_assets.path(asset)))
-    self.input_size = 256 if variant == "back" else 128
+    # The readable architecture (models/_blazeface.py), MediaPipe's weights copied in.
+    self.net = _blazeface.BlazeFaceNet.from_tflite(_assets.path(asset), variant)
+    self.input_size = self.net.input_size
     strides = (16, 32, 32, 32) if variant == "back" else (8, 16, 16, 16)
     self.anchors = nnx.static(tuple(map(tuple, ssd_anchors(self.input_size, strides).tolist())))
     self.max_aspect = max_aspect

@@ -9,7 +9,7 @@ from skimage import data as skdata
 from skimage import transform
 
 import models
-from models import _assets, _mediapipe, _tflite
+from models import _assets, _blazeface, _mediapipe, _tflite
 from oneadapt_jax import data, metrics, proxies, proxy_check
 
 NETWORKS = {  # asset, input range
@@ -28,19 +28,14 @@ def _real_frames():
   return frames
 
 
-@pytest.mark.parametrize("name", sorted(NETWORKS))
-def test_jitted_port_matches_litert(name):
+def _check_against_litert(name, run, size):
   path = _assets.path(_mediapipe.ASSETS[name])
-  graph = _tflite.read_graph(path)
-  net = _tflite.TFLiteNet(graph)
-  run = jax.jit(lambda x: net(x))
   # LiteRT's reference kernels where it can (XNNPACK sums in another order); MediaPipe's custom
   # transposed convolution is only registered with the default resolver.
   resolver = (OpResolverType.AUTO if name == "selfie_segmentation"
               else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
   interpreter = Interpreter(model_path=str(path), experimental_op_resolver_type=resolver)
   interpreter.allocate_tensors()
-  size = graph.shapes[graph.inputs[0]][1:3]
   low, high = NETWORKS[name]
   for frame in _real_frames():
     x = transform.resize(frame, size, anti_aliasing=True).astype(np.float32)[None]
@@ -53,6 +48,32 @@ def test_jitted_port_matches_litert(name):
       # 1e-3 absolute, plus float32's share on the detectors' logits (up to ~300 in size).
       np.testing.assert_allclose(np.asarray(ours[detail["name"]]), reference, atol=1e-3,
                                  rtol=1e-5, err_msg=f"{name}: {detail['name']}")
+
+
+@pytest.mark.parametrize("name", sorted(NETWORKS))
+def test_jitted_port_matches_litert(name):
+  graph = _tflite.read_graph(_assets.path(_mediapipe.ASSETS[name]))
+  net = _tflite.TFLiteNet(graph)
+  _check_against_litert(name, jax.jit(lambda x: net(x)), graph.shapes[graph.inputs[0]][1:3])
+
+
+@pytest.mark.parametrize("variant", ["back", "short_range"])
+def test_handwritten_blazeface_matches_litert(variant):
+  """The readable NNX architecture (models/_blazeface.py) with MediaPipe's weights, against
+  LiteRT directly, and differentiable with respect to its input under vmap."""
+  name = f"face_detection_{variant}"
+  net = _blazeface.BlazeFaceNet.from_tflite(_assets.path(_mediapipe.ASSETS[name]), variant)
+  size = (net.input_size, net.input_size)
+  _check_against_litert(name, jax.jit(lambda x: net(x)), size)
+  x = jnp.zeros((2, 1) + size + (3,))
+  grad = jax.grad(lambda x: jnp.sum(jax.vmap(net)(x)["classificators"]))(x)
+  assert grad.shape == x.shape and bool(jnp.all(jnp.isfinite(grad)))
+  assert float(jnp.abs(grad).max()) > 0
+
+
+def test_handwritten_blazeface_refuses_another_graph():
+  with pytest.raises(ValueError, match="not a BlazeFace"):
+    _blazeface.BlazeFaceNet.from_tflite(_assets.path(_mediapipe.ASSETS["face_landmark"]))
 
 
 def test_face_in_carphone_is_found_in_every_frame():
