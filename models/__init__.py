@@ -1,10 +1,10 @@
 """Pretrained networks as Flax NNX modules, loaded offline from checksum-verified assets.
 
 `load(name)` returns a ready module (`blazeface`, `blazeface_short`, `selfie_segmentation`,
-`face_landmark`): MediaPipe's TFLite models, checked against the LiteRT interpreter. BlazeFace is
-a hand-written NNX architecture (`BlazeFaceNet`) with the weights copied in; the others run as
-graphs read by a small importer (`models._tflite`) into NNX modules whose weights are
-`nnx.Param`s. `KeywordSpotter` and `PointNet` are trained in this repository
+`face_landmark`): MediaPipe's TFLite models, checked against the LiteRT interpreter. BlazeFace and
+the face mesh are hand-written NNX architectures (`BlazeFaceNet`, `FaceMeshNet`) with the
+weights copied in; selfie segmentation runs as a graph read by a small importer
+(`models._tflite`) into an NNX module whose weights are `nnx.Param`s. `KeywordSpotter` and `PointNet` are trained in this repository
 (`oneadapt_jax.train`).
 `postprocess(name, model, outputs, frame_size)` gives boxes, masks or landmarks with scores.
 
@@ -20,6 +20,7 @@ from models._assets import cache_dir as cache_dir
 from models._assets import fetch as fetch
 from models._assets import path as asset_path
 from models._blazeface import BlazeFaceNet as BlazeFaceNet
+from models._facemesh import FaceMeshNet as FaceMeshNet
 from models._kws import KeywordSpotter as KeywordSpotter
 from models._mediapipe import BlazeFace as BlazeFace
 from models._mediapipe import Detections as Detections
@@ -38,6 +39,7 @@ __all__ = (
     "BlazeFaceNet",
     "Detections",
     "FaceLandmark",
+    "FaceMeshNet",
     "KeywordSpotter",
     "PointNet",
     "SelfieSegmentation",

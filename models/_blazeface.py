@@ -29,12 +29,14 @@ from models import _tflite
 
 
 class Block(NamedTuple):
-  """One BlazeBlock: `cin -> cout` channels, `stride` 1 or 2, with or without the shortcut."""
+  """One BlazeBlock: `cin -> cout` channels, `stride` 1 or 2, with or without the shortcut,
+  ReLU or (MediaPipe's face mesh) PReLU after the sum."""
 
   cin: int
   cout: int
   stride: int = 1
   shortcut: bool = True
+  prelu: bool = False
 
 
 def _repeat(channels: int, count: int) -> list[Block]:
@@ -74,22 +76,34 @@ class DepthwiseConv(nnx.Module):
     return out + self.bias[...].reshape(1, 1, 1, -1)
 
 
+class PReLU(nnx.Module):
+  """`max(x, 0) + alpha * min(x, 0)` with one learned `alpha` per channel."""
+
+  def __init__(self, channels: int):
+    self.alpha = nnx.Param(jnp.zeros((channels,)))
+
+  def __call__(self, x: jax.Array) -> jax.Array:
+    alpha = self.alpha[...].reshape((1,) * (x.ndim - 1) + (-1,))
+    return jnp.maximum(x, 0.0) + alpha * jnp.minimum(x, 0.0)
+
+
 class BlazeBlock(nnx.Module):
   def __init__(self, block: Block, *, rngs: nnx.Rngs):
     self.depthwise = DepthwiseConv(block.cin, block.stride)
     self.project = nnx.Conv(block.cin, block.cout, (1, 1), rngs=rngs)
+    self.activation = PReLU(block.cout) if block.prelu else jax.nn.relu
     self.spec = block
 
   def __call__(self, x: jax.Array) -> jax.Array:
     y = self.project(self.depthwise(x))
     if not self.spec.shortcut:
-      return jax.nn.relu(y)
+      return self.activation(y)
     shortcut = x
     if self.spec.stride == 2:
       shortcut = nnx.max_pool(shortcut, (2, 2), (2, 2), padding="SAME")
     if self.spec.cout > self.spec.cin:
       shortcut = jnp.pad(shortcut, ((0, 0), (0, 0), (0, 0), (0, self.spec.cout - self.spec.cin)))
-    return jax.nn.relu(y + shortcut)
+    return self.activation(y + shortcut)
 
 
 class BlazeFaceNet(nnx.Module):

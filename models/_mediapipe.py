@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from models import _assets, _blazeface, _tflite
+from models import _assets, _blazeface, _facemesh, _tflite
 
 _MEDIAPIPE = _assets.Distribution(
     requirement="mediapipe==0.10.21",
@@ -254,7 +254,8 @@ class FaceLandmark(nnx.Module):
   """
 
   def __init__(self):
-    self.net = _tflite.TFLiteNet(_tflite.read_graph(_assets.path(ASSETS["face_landmark"])))
+    # The readable architecture (models/_facemesh.py), MediaPipe's weights copied in.
+    self.net = _facemesh.FaceMeshNet.from_tflite(_assets.path(ASSETS["face_landmark"]))
 
   def __call__(self, frames: jax.Array) -> dict[str, jax.Array]:
     flat, lead = _flatten(frames)

@@ -9,7 +9,7 @@ from skimage import data as skdata
 from skimage import transform
 
 import models
-from models import _assets, _blazeface, _mediapipe, _tflite
+from models import _assets, _blazeface, _facemesh, _mediapipe, _tflite
 from oneadapt_jax import data, metrics, proxies, proxy_check
 
 NETWORKS = {  # asset, input range
@@ -57,23 +57,34 @@ def test_jitted_port_matches_litert(name):
   _check_against_litert(name, jax.jit(lambda x: net(x)), graph.shapes[graph.inputs[0]][1:3])
 
 
-@pytest.mark.parametrize("variant", ["back", "short_range"])
-def test_handwritten_blazeface_matches_litert(variant):
-  """The readable NNX architecture (models/_blazeface.py) with MediaPipe's weights, against
-  LiteRT directly, and differentiable with respect to its input under vmap."""
-  name = f"face_detection_{variant}"
-  net = _blazeface.BlazeFaceNet.from_tflite(_assets.path(_mediapipe.ASSETS[name]), variant)
+HANDWRITTEN = {  # asset -> (builder, an output to differentiate)
+    "face_detection_back": (
+        lambda path: _blazeface.BlazeFaceNet.from_tflite(path, "back"), "classificators"),
+    "face_detection_short_range": (
+        lambda path: _blazeface.BlazeFaceNet.from_tflite(path, "short_range"), "classificators"),
+    "face_landmark": (_facemesh.FaceMeshNet.from_tflite, "conv2d_31"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(HANDWRITTEN))
+def test_handwritten_architecture_matches_litert(name):
+  """The readable NNX architectures (models/_blazeface.py, models/_facemesh.py) with
+  MediaPipe's weights, against LiteRT directly, and differentiable in the input under vmap."""
+  build, output = HANDWRITTEN[name]
+  net = build(_assets.path(_mediapipe.ASSETS[name]))
   size = (net.input_size, net.input_size)
   _check_against_litert(name, jax.jit(lambda x: net(x)), size)
-  x = jnp.zeros((2, 1) + size + (3,))
-  grad = jax.grad(lambda x: jnp.sum(jax.vmap(net)(x)["classificators"]))(x)
+  x = jnp.full((2, 1) + size + (3,), 0.5)
+  grad = jax.grad(lambda x: jnp.sum(jax.vmap(net)(x)[output]))(x)
   assert grad.shape == x.shape and bool(jnp.all(jnp.isfinite(grad)))
   assert float(jnp.abs(grad).max()) > 0
 
 
-def test_handwritten_blazeface_refuses_another_graph():
+def test_handwritten_architectures_refuse_another_graph():
   with pytest.raises(ValueError, match="not a BlazeFace"):
     _blazeface.BlazeFaceNet.from_tflite(_assets.path(_mediapipe.ASSETS["face_landmark"]))
+  with pytest.raises(ValueError, match="not MediaPipe's face mesh"):
+    _facemesh.FaceMeshNet.from_tflite(_assets.path(_mediapipe.ASSETS["face_detection_back"]))
 
 
 def test_face_in_carphone_is_found_in_every_frame():
