@@ -1,10 +1,11 @@
 """Pretrained networks as Flax NNX modules, loaded offline from checksum-verified assets.
 
 `load(name)` returns a ready module (`blazeface`, `blazeface_short`, `selfie_segmentation`,
-`face_landmark`): MediaPipe's TFLite models, checked against the LiteRT interpreter. BlazeFace and
-the face mesh are hand-written NNX architectures (`BlazeFaceNet`, `FaceMeshNet`) with the
-weights copied in; selfie segmentation runs as a graph read by a small importer
-(`models._tflite`) into an NNX module whose weights are `nnx.Param`s. `KeywordSpotter` and `PointNet` are trained in this repository
+`face_landmark`): MediaPipe's TFLite models as hand-written NNX architectures (`BlazeFaceNet`,
+`SelfieNet`, `FaceMeshNet`) into which the weights of MediaPipe's `.tflite` files are copied,
+checked against the LiteRT interpreter. A small importer (`models._tflite`) reads the files
+without TensorFlow; its generic graph executor `TFLiteNet` is the second reference the tests
+compare the architectures with. `KeywordSpotter` and `PointNet` are trained in this repository
 (`oneadapt_jax.train`).
 `postprocess(name, model, outputs, frame_size)` gives boxes, masks or landmarks with scores.
 
@@ -30,6 +31,7 @@ from models._mediapipe import box_iou as box_iou
 from models._mediapipe import fetch_weights as fetch_weights
 from models._mediapipe import load as load
 from models._mediapipe import postprocess as postprocess
+from models._selfie import SelfieNet as SelfieNet
 from models._pointnet import PointNet as PointNet
 
 __all__ = (
@@ -42,6 +44,7 @@ __all__ = (
     "FaceMeshNet",
     "KeywordSpotter",
     "PointNet",
+    "SelfieNet",
     "SelfieSegmentation",
     "AssetMissingError",
     "Distribution",

@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from models import _assets, _blazeface, _facemesh, _tflite
+from models import _assets, _blazeface, _facemesh, _selfie
 
 _MEDIAPIPE = _assets.Distribution(
     requirement="mediapipe==0.10.21",
@@ -234,7 +234,8 @@ class SelfieSegmentation(nnx.Module):
   at the frame's own size."""
 
   def __init__(self):
-    self.net = _tflite.TFLiteNet(_tflite.read_graph(_assets.path(ASSETS["selfie_segmentation"])))
+    # The readable architecture (models/_selfie.py), MediaPipe's weights copied in.
+    self.net = _selfie.SelfieNet.from_tflite(_assets.path(ASSETS["selfie_segmentation"]))
 
   def __call__(self, frames: jax.Array) -> dict[str, jax.Array]:
     flat, lead = _flatten(frames)

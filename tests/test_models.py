@@ -9,7 +9,7 @@ from skimage import data as skdata
 from skimage import transform
 
 import models
-from models import _assets, _blazeface, _facemesh, _mediapipe, _tflite
+from models import _assets, _blazeface, _facemesh, _mediapipe, _selfie, _tflite
 from oneadapt_jax import data, metrics, proxies, proxy_check
 
 NETWORKS = {  # asset, input range
@@ -63,12 +63,13 @@ HANDWRITTEN = {  # asset -> (builder, an output to differentiate)
     "face_detection_short_range": (
         lambda path: _blazeface.BlazeFaceNet.from_tflite(path, "short_range"), "classificators"),
     "face_landmark": (_facemesh.FaceMeshNet.from_tflite, "conv2d_31"),
+    "selfie_segmentation": (_selfie.SelfieNet.from_tflite, "activation_10"),
 }
 
 
 @pytest.mark.parametrize("name", sorted(HANDWRITTEN))
 def test_handwritten_architecture_matches_litert(name):
-  """The readable NNX architectures (models/_blazeface.py, models/_facemesh.py) with
+  """The readable NNX architectures (models/_blazeface.py, _facemesh.py, _selfie.py) with
   MediaPipe's weights, against LiteRT directly, and differentiable in the input under vmap."""
   build, output = HANDWRITTEN[name]
   net = build(_assets.path(_mediapipe.ASSETS[name]))
@@ -85,6 +86,8 @@ def test_handwritten_architectures_refuse_another_graph():
     _blazeface.BlazeFaceNet.from_tflite(_assets.path(_mediapipe.ASSETS["face_landmark"]))
   with pytest.raises(ValueError, match="not MediaPipe's face mesh"):
     _facemesh.FaceMeshNet.from_tflite(_assets.path(_mediapipe.ASSETS["face_detection_back"]))
+  with pytest.raises(ValueError, match="not MediaPipe's selfie segmentation"):
+    _selfie.SelfieNet.from_tflite(_assets.path(_mediapipe.ASSETS["face_landmark"]))
 
 
 def test_face_in_carphone_is_found_in_every_frame():
