@@ -66,6 +66,9 @@ class Controller:
   modality: str = "video"
 
   def __post_init__(self):
+    if self.modality not in ("video", *streams.MODALITIES):
+      raise ValueError(f"unknown modality {self.modality!r}; available: video, "
+                       f"{', '.join(streams.MODALITIES)}")
     if not 1 <= self.grad_frames <= self.frames:
       raise ValueError(f"grad_frames must be within 1..{self.frames}, got {self.grad_frames}")
 
@@ -194,7 +197,7 @@ def oneadapt(workload: Workload, tradeoff: Tradeoff, *, learning_rate: float = 1
   lam = tradeoff.lam if tradeoff.lam is not None else initial_lam
   refs = None
   records = []
-  for i, segment in enumerate(workload.segments):
+  for i in range(len(workload.segments)):
     config = controller.config(setting)
     outcome = workload.evaluate(i, config)
     raw = workload.raw(i)

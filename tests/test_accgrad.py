@@ -1,6 +1,5 @@
 """AccGrad: fused, split (camera/server) and the paper's re-encoding estimator."""
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest

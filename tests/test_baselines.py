@@ -4,13 +4,12 @@
 makes can be checked against a brute-force search written here.
 """
 
-import itertools
 
 import numpy as np
 import pytest
 
 from oneadapt_jax import adapt, baselines
-from oneadapt_jax.workload import Config, Outcome, Tradeoff, Workload
+from oneadapt_jax.workload import Outcome, Tradeoff, Workload
 
 
 class Synthetic(Workload):

@@ -1,6 +1,5 @@
 """Real clips (tfds, PyAV) and the real x264 encoder."""
 
-import pathlib
 import subprocess
 import sys
 

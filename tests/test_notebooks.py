@@ -1,6 +1,5 @@
 """The notebooks run, in their quick configuration, and their jupytext twins are in sync."""
 
-import os
 import pathlib
 
 import jupytext

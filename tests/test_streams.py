@@ -270,3 +270,8 @@ def test_tfds_builder_reads_the_utterances_without_tensorflow():
       "print('ok')\n")
   result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
   assert result.returncode == 0 and "ok" in result.stdout, result.stderr[-3000:]
+
+
+def test_controller_names_an_unknown_modality():
+  with pytest.raises(ValueError, match="unknown modality 'radar'"):
+    adapt.Controller(1, 1, modality="radar")
