@@ -49,10 +49,6 @@ def check_audio(wave, *, name: str = "audio") -> None:
       raise ValueError(f"{name} must be in [-1, 1], got peak {np.abs(values).max():.4g}")
 
 
-def _ste(soft: jax.Array, hard: jax.Array) -> jax.Array:
-  return soft + jax.lax.stop_gradient(hard.astype(soft.dtype) - soft)
-
-
 def _batch_size(wave: jax.Array) -> int:
   return int(np.prod(wave.shape[:-1], dtype=np.int64))
 
@@ -114,7 +110,7 @@ def sample_rate(
     rate = rate_of(setting, wave.dtype)
     hard, soft = lowpass_mask(wave.shape[-1], source_rate, rate, roll_off)
     spectrum = jnp.fft.rfft(wave, axis=-1)
-    mask = _ste(soft, hard).astype(spectrum.dtype)
+    mask = _base.straight_through(soft, hard).astype(spectrum.dtype)
     out = jnp.fft.irfft(spectrum * mask, n=wave.shape[-1], axis=-1)
     return out.astype(wave.dtype)
 
@@ -242,7 +238,7 @@ def chunk_drop(
     levels = chunk_levels(wave, chunks)
     hard = levels >= threshold - 1e-6
     soft = jax.nn.sigmoid((levels - threshold) / temperature)
-    return _ste(soft, hard)
+    return _base.straight_through(soft, hard)
 
   @jax.jit
   def apply(setting, wave):

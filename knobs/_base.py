@@ -202,6 +202,11 @@ def clip_unit(setting: jax.Array) -> jax.Array:
   return setting + jax.lax.stop_gradient(jnp.clip(setting, 0.0, 1.0) - setting)
 
 
+def straight_through(soft: jax.Array, hard: jax.Array) -> jax.Array:
+  """`hard` in value, `soft`'s gradient: `soft + stop_gradient(hard - soft)` (in `soft`'s dtype)."""
+  return soft + jax.lax.stop_gradient(hard.astype(soft.dtype) - soft)
+
+
 def as_setting(setting: Any, dtype: Any) -> jax.Array:
   """The setting as an array of `dtype`, clipped into `[0, 1]` (straight-through)."""
   return clip_unit(jnp.asarray(setting).astype(dtype))

@@ -66,10 +66,6 @@ def h264_qstep(qp: jax.Array) -> jax.Array:
   return 0.625 * jnp.exp2(qp / 6.0)
 
 
-def _ste(soft: jax.Array, hard: jax.Array) -> jax.Array:
-  return soft + jax.lax.stop_gradient(hard - soft)
-
-
 def jpeg_tables(quality: jax.Array) -> tuple[jax.Array, jax.Array]:
   """IJG quality (1..100, continuous) -> luma and chroma step tables `[..., 8, 8]`.
 
@@ -81,7 +77,7 @@ def jpeg_tables(quality: jax.Array) -> tuple[jax.Array, jax.Array]:
   tables = []
   for base in (JPEG_LUMA, JPEG_CHROMA):
     exact = (jnp.asarray(base, quality.dtype) * scale[..., None, None] + 50.0) / 100.0
-    tables.append(jnp.clip(_ste(exact, jnp.floor(exact)), 1.0, 255.0))
+    tables.append(jnp.clip(_base.straight_through(exact, jnp.floor(exact)), 1.0, 255.0))
   return tables[0], tables[1]
 
 
@@ -137,7 +133,7 @@ def _code_plane(plane, step_map, table, factor):
   steps = _expand_map(step_map, factor, coef.ndim)
   steps = steps * table.reshape((1,) * (coef.ndim - 4) + (1, BLOCK, 1, BLOCK))
   levels = coef / steps
-  quantized = _ste(levels, jnp.round(levels)) * steps
+  quantized = _base.straight_through(levels, jnp.round(levels)) * steps
   recon = _from_blocks(jnp.einsum("uk,...aubv,vl->...akbl", dct, quantized, dct))
 
   def block_bits(lv):

@@ -66,10 +66,6 @@ def check_points(cloud, *, name: str = "cloud") -> None:
       raise ValueError(f"{name}.mask must be in [0, 1], got [{m.min():.4g}, {m.max():.4g}]")
 
 
-def _ste(soft: jax.Array, hard: jax.Array) -> jax.Array:
-  return soft + jax.lax.stop_gradient(hard.astype(soft.dtype) - soft)
-
-
 def _dropping_knob(values, keep_of, *, name: str, round_rule: str) -> _base.Knob:
   """A knob that only changes which points are sent: `keep_of(setting, cloud)` is the new mask;
   cost: points sent (unit ``"points"``)."""
@@ -122,7 +118,7 @@ def point_density(
     rank = jnp.asarray(priorities(cloud.mask.shape[-1]), cloud.mask.dtype)
     hard = rank < fraction
     soft = jax.nn.sigmoid((fraction - rank) / temperature)
-    return cloud.mask * _ste(soft, hard)
+    return cloud.mask * _base.straight_through(soft, hard)
 
   return _dropping_knob(values, keep_of, name="point_density", round_rule=round_rule)
 
@@ -214,6 +210,6 @@ def point_range(
     offset = xy - jnp.asarray(centre, xy.dtype).reshape((1,) * (xy.ndim - 1) + (2,))
     distance = jnp.sqrt(jnp.sum(offset * offset, axis=-1) + 1e-12)
     soft = jax.nn.sigmoid((radius - distance) / temperature)
-    return cloud.mask * _ste(soft, distance <= radius)
+    return cloud.mask * _base.straight_through(soft, distance <= radius)
 
   return _dropping_knob(values, keep_of, name="point_range", round_rule=round_rule)

@@ -56,10 +56,6 @@ def _mix(weights: jax.Array, frames: jax.Array) -> jax.Array:
   return jnp.einsum("...ts,...shwc->...thwc", weights.astype(frames.dtype), frames)
 
 
-def _straight_through(soft: jax.Array, hard: jax.Array) -> jax.Array:
-  return soft + jax.lax.stop_gradient(hard.astype(soft.dtype) - soft)
-
-
 def _batch_size(frames: jax.Array) -> int:
   return int(np.prod(frames.shape[:-4], dtype=np.int64))
 
@@ -120,7 +116,7 @@ def frame_rate(
     ticks = jnp.floor(steps * fraction + 1e-4)
     sent = jnp.concatenate([jnp.ones((1,), bool), ticks[1:] > ticks[:-1]])
     soft = _hold_matrix_soft(jnp.full((num,), fraction, frames.dtype))
-    return fraction, sent, _straight_through(soft, _hold_matrix_hard(sent))
+    return fraction, sent, _base.straight_through(soft, _hold_matrix_hard(sent))
 
   @jax.jit
   def _apply(setting, frames):
@@ -131,7 +127,7 @@ def frame_rate(
     fraction, sent, _ = _weights(setting, frames)
     num = frames.shape[-4]
     soft = 1.0 + fraction * (num - 1)
-    return _batch_size(frames) * _straight_through(soft, jnp.sum(sent))
+    return _batch_size(frames) * _base.straight_through(soft, jnp.sum(sent))
 
   def apply(setting, frames):
     _base.check_setting(setting, name="frame_rate")
@@ -246,13 +242,13 @@ def frame_filter(
   @jax.jit
   def _apply(setting, frames):
     sent, prob = _decisions(setting, frames)
-    weights = _straight_through(_hold_matrix_soft(prob), _hold_matrix_hard(sent))
+    weights = _base.straight_through(_hold_matrix_soft(prob), _hold_matrix_hard(sent))
     return _mix(weights, frames)
 
   @jax.jit
   def _cost(setting, frames):
     sent, prob = _decisions(setting, frames)
-    return jnp.sum(_straight_through(prob, sent))
+    return jnp.sum(_base.straight_through(prob, sent))
 
   def apply(setting, frames):
     _base.check_setting(setting, name="frame_filter")

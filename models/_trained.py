@@ -55,15 +55,25 @@ def save(name: str, model: nnx.Module, info: dict) -> pathlib.Path:
   return target
 
 
-def restore(name: str, model: nnx.Module) -> nnx.Module:
-  """Loads the cached, verified parameters of `name` into `model` (built with the same shapes)."""
+def verified_path(name: str) -> pathlib.Path:
+  """The cached weights of `name`, checked against their manifest's sha256.
+
+  Raises:
+    AssetMissingError: no manifest or no weights (the message says what to run).
+    AssetIntegrityError: the weights' bytes are not the ones the manifest pins.
+  """
   info = manifest(name)
   path = weights_path(name)
   if not path.exists():
     raise _assets.AssetMissingError(
         f"trained model {name!r} has a manifest but no weights ({path}); "
         f"{TRAIN_HINT.format(name=name)}")
-  _assets.verify(path, info["sha256"])
+  return _assets.verify(path, info["sha256"])
+
+
+def restore(name: str, model: nnx.Module) -> nnx.Module:
+  """Loads the cached, verified parameters of `name` into `model` (built with the same shapes)."""
+  path = verified_path(name)
   with np.load(path, allow_pickle=False) as stored:
     arrays = dict(stored)
   flat = nnx.to_flat_state(nnx.state(model, nnx.Param))

@@ -189,8 +189,7 @@ def oneadapt(workload: Workload, tradeoff: Tradeoff, *, learning_rate: float = 1
   """
   frames = workload.frames_per_segment
   controller = Controller(frames, frames if grad_frames is None else min(grad_frames, frames),
-                          learning_rate, tuple(betas), in_rungs,
-                          getattr(workload, "modality", "video"))
+                          learning_rate, tuple(betas), in_rungs, workload.modality)
   graphdef, model_state = nnx.split(workload.model)
   gradients, reference, step = _jitted(controller, graphdef, workload.spec.proxy)
   setting, opt_state = controller.init(start)
@@ -328,11 +327,10 @@ def run(out_dir: pathlib.Path, *, task: str = "detection", clip: str = "carphone
   if not tradeoffs:
     raise ValueError("give at least one lambda or budget")
   if modality == "video":
-    record_type = Record
+    workload, record_type = Workload.build(task, clip, max_segments=max_segments), Record
   else:
-    record_type = streams.StreamRecord
     workload = streams.StreamWorkload.build(modality, max_segments=max_segments)
-    task, clip = workload.task, workload.clip
+    record_type, task, clip = streams.StreamRecord, workload.task, workload.clip
   out_dir.mkdir(parents=True, exist_ok=True)
   log = out_dir / "records.jsonl"
   done: dict[tuple, list[Record]] = {}
@@ -344,12 +342,10 @@ def run(out_dir: pathlib.Path, *, task: str = "detection", clip: str = "carphone
         continue
       if entry.get("task") == task and entry.get("clip") == clip:
         done[(entry["method"], entry["unit"])] = [record_type(**r) for r in entry["records"]]
-  if modality == "video":
-    workload = Workload.build(task, clip, max_segments=max_segments)
   jobs = [(m, t.label, lambda w, m=m, t=t: METHODS[m](w, t)) for t in tradeoffs for m in methods]
   if static:
     jobs += [("static", repr(tuple(c)), lambda w, c=c: baselines.static(w, c))
-             for c in baselines.grid(workload)]
+             for c in workload.grid()]
   for method, unit, job in tqdm(jobs, desc=f"{task} on {clip}", disable=not progress):
     if (method, unit) in done:
       continue

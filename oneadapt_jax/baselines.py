@@ -5,7 +5,8 @@ configuration sent, its real accuracy and x264 bytes, the DNN frames it ran, and
 it spent profiling configurations it did not send (`profiling_frames`). Profiling reuses the
 workload's memoised evaluations, so a sweep is computed once however many methods ask.
 
-- `static`: one configuration held throughout (`adapt.run` holds every configuration of `grid`).
+- `static`: one configuration held throughout (`adapt.run` holds every configuration of the
+  workload's `grid()`).
 - `awstream` (Zhang et al., SIGCOMM'18): profiles the joint grid offline on the first segments,
   keeps the accuracy/bytes Pareto frontier and holds the frontier point that suits the trade-off.
 - `chameleon` (Jiang et al., SIGCOMM'18): a knob at a time (knob independence), the others
@@ -21,7 +22,6 @@ workload's memoised evaluations, so a sweep is computed once however many method
 
 from __future__ import annotations
 
-import itertools
 import math
 from typing import Sequence
 
@@ -29,19 +29,6 @@ import numpy as np
 
 import knobs
 from oneadapt_jax.workload import Config, Record, Tradeoff, Workload
-
-
-def grid(workload: Workload, *, qp_stride: int = 3, fps: Sequence[float] | None = None
-         ) -> list[Config]:
-  """The joint discrete configurations the profiling baselines and the oracle search: every
-  resolution, every `qp_stride`-th QP (the best included) and the frame rates `fps` (default:
-  the workload's `grid_fps`). An audio or LiDAR workload gives every joint configuration of its
-  knobs' ladders (`StreamWorkload.grid`)."""
-  if hasattr(workload, "grid"):
-    return workload.grid()
-  qps = workload.qp_values[::-1][::qp_stride][::-1]  # stride from the best QP down
-  fps = workload.grid_fps if fps is None else tuple(fps)
-  return [Config(r, q, f) for r, q, f in itertools.product(workload.resolution_values, qps, fps)]
 
 
 def _choose(workload: Workload, tradeoff: Tradeoff, configs: Sequence[Config],
@@ -65,12 +52,12 @@ def static(workload: Workload, config: Config, tradeoff: Tradeoff | None = None)
 
 
 def oracle(workload: Workload, tradeoff: Tradeoff) -> list[Record]:
-  configs = grid(workload)
+  configs = workload.grid()
   records = []
   for i in range(len(workload.segments)):
     chosen = _choose(workload, tradeoff, configs, [i])
     records.append(workload.record("oracle", i, chosen, workload.evaluate(i, chosen),
-                             profiling_frames=workload.frames_per_segment * (len(configs) - 1)))
+                                   profiling_frames=workload.frames_per_segment * (len(configs) - 1)))
   return records
 
 
@@ -81,7 +68,7 @@ def pareto(points: Sequence[tuple]) -> list:
 
 
 def awstream(workload: Workload, tradeoff: Tradeoff, *, profile_segments: int = 1) -> list[Record]:
-  configs = grid(workload)
+  configs = workload.grid()
   profiled = range(min(profile_segments, len(workload.segments)))
   points = []
   for config in configs:
@@ -91,7 +78,8 @@ def awstream(workload: Workload, tradeoff: Tradeoff, *, profile_segments: int = 
   frontier = [p[2] for p in pareto(points)]
   chosen = _choose(workload, tradeoff, frontier, profiled)
   return [workload.record("awstream", i, chosen, workload.evaluate(i, chosen),
-                    profiling_frames=workload.frames_per_segment * len(configs) if i in profiled else 0)
+                          profiling_frames=workload.frames_per_segment * len(configs)
+                          if i in profiled else 0)
           for i in range(len(workload.segments))]
 
 
@@ -118,7 +106,7 @@ def chameleon(workload: Workload, tradeoff: Tradeoff, *, period: int = 4,
   (5 frames/s of spare GPU, as in OneAdapt's code). A new profile starts only when the last has
   landed.
   """
-  configs = grid(workload)
+  configs = workload.grid()
   frames = workload.frames_per_segment
   current, count = _one_knob_at_a_time(workload, tradeoff, workload.best, 0, configs)
   records, pending = [], None  # pending: (segment it lands on, configuration)
@@ -132,7 +120,7 @@ def chameleon(workload: Workload, tradeoff: Tradeoff, *, period: int = 4,
       delay = math.ceil(profiling / spare_gpu_fps / workload.seconds_per_segment)
       pending = (i + max(delay, 1), choice)
     records.append(workload.record("chameleon", i, current, workload.evaluate(i, current),
-                             profiling_frames=profiling))
+                                   profiling_frames=profiling))
   return records
 
 
@@ -153,5 +141,5 @@ def reducto(workload: Workload, tradeoff: Tradeoff | None = None, *, target: flo
   # At a fixed encoding a filtered frame reuses an earlier frame's output, so one inference pass
   # over a profiled segment scores every threshold.
   return [workload.record("reducto", i, chosen, workload.evaluate(i, chosen),
-                    profiling_frames=workload.frames_per_segment if i in profiled else 0)
+                          profiling_frames=workload.frames_per_segment if i in profiled else 0)
           for i in range(len(workload.segments))]

@@ -50,10 +50,6 @@ class Tile:
   row: int
   origin: tuple[float, float]
 
-  @property
-  def num_points(self) -> int:
-    return int(self.cloud.mask.sum())
-
 
 def fetch() -> dict:
   return {AUTZEN.name: models.fetch(AUTZEN)}

@@ -49,5 +49,21 @@ def keypoints(points: np.ndarray, reference: np.ndarray, *, fraction: float = 0.
   return float(np.mean(np.linalg.norm(points - reference, axis=-1) <= threshold))
 
 
+def keyword(logits: np.ndarray, reference: np.ndarray) -> float:
+  """1.0 if the recognised word (argmax of `logits`) is the reference's, else 0.0."""
+  return float(np.argmax(logits) == np.argmax(reference))
+
+
+def ground(probabilities: np.ndarray, reference: np.ndarray) -> float:
+  """mIoU over the classes of per-point `probabilities [N, classes]` against the reference's
+  classification (a class absent from both counts as a perfect 1)."""
+  ours, theirs = np.argmax(probabilities, -1), np.argmax(reference, -1)
+  scores = []
+  for k in range(np.shape(probabilities)[-1]):
+    union = np.sum((ours == k) | (theirs == k))
+    scores.append(1.0 if union == 0 else np.sum((ours == k) & (theirs == k)) / union)
+  return float(np.mean(scores))
+
+
 def segment_mean(metric: Callable, outputs: Sequence, references: Sequence) -> float:
   return float(np.mean([metric(o, r) for o, r in zip(outputs, references)]))

@@ -42,3 +42,18 @@ def segmentation(outputs: dict) -> jax.Array:
 def keypoints(outputs: dict) -> jax.Array:
   """Mean face-presence probability of a face-mesh model (`{"presence": [...] logits}`)."""
   return jnp.mean(jax.nn.sigmoid(outputs["presence"]))
+
+
+def confidence(probabilities: jax.Array) -> jax.Array:
+  """The mean probability of the recognised class, over the last axis's classes."""
+  return jnp.mean(jnp.max(probabilities, axis=-1))
+
+
+def keyword(logits: jax.Array) -> jax.Array:
+  """Keyword spotting: the softmax probability of the recognised word (`logits [..., words]`)."""
+  return confidence(jax.nn.softmax(logits, axis=-1))
+
+
+def ground(probabilities: jax.Array) -> jax.Array:
+  """Per-point classification: the mean probability of each point's class (`[..., N, classes]`)."""
+  return confidence(probabilities)

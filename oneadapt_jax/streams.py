@@ -21,6 +21,9 @@ real sender would at a discrete configuration and returns the real accuracy and 
   `fill`). Proxy: the mean over the tile's points of the probability of their class; metric:
   mIoU (ground, not ground) against the classification of the full-quality tile.
 
+The proxies and metrics are `oneadapt_jax.proxies.keyword` / `ground` and
+`oneadapt_jax.metrics.keyword` / `ground`.
+
 The differentiable cost is each modality's byte model (see `audio_knob`, `lidar_knob`); the
 reported bytes are always the real ones.
 """
@@ -41,7 +44,8 @@ from flax import nnx
 import knobs
 import models
 from models import _pointnet, _trained
-from oneadapt_jax import lidar
+from oneadapt_jax import lidar, metrics, proxies
+from oneadapt_jax.workload import Outcome
 
 MODALITIES = ("audio", "lidar")
 CHUNKS = 10  # chunk_drop's chunks per 1-s segment
@@ -58,12 +62,6 @@ class LidarConfig(NamedTuple):
   point_range: float = 60.0  # metres from the tile's centre
   point_density: float = 1.0
   point_quantization: float = 0.01  # metres
-
-
-class Outcome(NamedTuple):
-  accuracy: float
-  bytes: int
-  frames_sent: int
 
 
 @dataclasses.dataclass
@@ -160,40 +158,13 @@ def load_model(modality: str) -> nnx.Module:
 # --------------------------------------------------------------------------- proxies, metrics
 
 
-def confidence(probabilities: jax.Array) -> jax.Array:
-  """The mean probability of the recognised class (per point or per clip)."""
-  return jnp.mean(jnp.max(probabilities, axis=-1))
-
-
-def audio_proxy(logits: jax.Array) -> jax.Array:
-  return confidence(jax.nn.softmax(logits, axis=-1))
-
-
-def lidar_proxy(probabilities: jax.Array) -> jax.Array:
-  return confidence(probabilities)
-
-
-def audio_metric(logits, reference) -> float:
-  return float(np.argmax(logits) == np.argmax(reference))
-
-
-def lidar_metric(probabilities, reference) -> float:
-  """mIoU over the two classes of the tile's points against the reference classification (a
-  class absent from both counts as a perfect 1)."""
-  ours, theirs = np.argmax(probabilities, -1), np.argmax(reference, -1)
-  scores = []
-  for k in range(np.shape(probabilities)[-1]):
-    union = np.sum((ours == k) | (theirs == k))
-    scores.append(1.0 if union == 0 else np.sum((ours == k) & (theirs == k)) / union)
-  return float(np.mean(scores))
-
-
 class Spec(NamedTuple):
   proxy: Callable
   metric: Callable
 
 
-SPECS = {"audio": Spec(audio_proxy, audio_metric), "lidar": Spec(lidar_proxy, lidar_metric)}
+SPECS = {"audio": Spec(proxies.keyword, metrics.keyword),
+         "lidar": Spec(proxies.ground, metrics.ground)}
 TASKS = {"audio": "keyword spotting", "lidar": "ground classification"}
 
 
@@ -298,9 +269,8 @@ class StreamWorkload:
     return self.config_type(**{name: float(k.values[-1]) for name, k in self.members.items()})
 
   def raw(self, index: int):
-    segment = self.segments[index]
-    return (knobs.PointCloud(*map(jnp.asarray, segment)) if self.modality == "lidar"
-            else jnp.asarray(segment))
+    """Segment `index` as the knobs take it (audio `[T]`, or a `knobs.PointCloud`)."""
+    return jax.tree.map(jnp.asarray, self.segments[index])
 
   @functools.cached_property
   def _jitted(self):
@@ -320,20 +290,27 @@ class StreamWorkload:
     return StreamRecord(method, segment, self.modality, dict(config._asdict()), outcome.accuracy,
                         outcome.bytes, outcome.frames_sent, **costs)
 
+  def send(self, index: int, config) -> tuple:
+    """`(what the server receives of segment `index` at `config`, bytes sent)`: the real sender."""
+    send = send_audio if self.modality == "audio" else send_points
+    shown, num_bytes = send(self.segments[index], config)
+    return jax.tree.map(jnp.asarray, shown), num_bytes
+
+  def observe(self, index: int, config) -> tuple[jax.Array, Outcome]:
+    """`(model outputs, outcome)` of one segment sent at one configuration; the outcome is
+    memoised for `evaluate`."""
+    config = self.config_type(*config)
+    shown, num_bytes = self.send(index, config)
+    outputs = self.run(shown)
+    accuracy = self.spec.metric(np.asarray(outputs), self.references[index])
+    self._evaluated[(index, config)] = Outcome(accuracy, num_bytes, 1)
+    return outputs, self._evaluated[(index, config)]
+
   def evaluate(self, index: int, config) -> Outcome:
     """Real accuracy and bytes of one segment sent at one configuration (computed once)."""
-    config = self.config_type(*config)
-    key = (index, config)
+    key = (index, self.config_type(*config))
     if key not in self._evaluated:
-      if self.modality == "audio":
-        shown, num_bytes = send_audio(self.segments[index], config)
-        shown = jnp.asarray(shown)
-      else:
-        cloud, num_bytes = send_points(self.segments[index], config)
-        shown = knobs.PointCloud(*map(jnp.asarray, cloud))
-      outputs = np.asarray(self.run(shown))
-      accuracy = self.spec.metric(outputs, self.references[index])
-      self._evaluated[key] = Outcome(accuracy, num_bytes, 1)
+      self.observe(index, config)
     return self._evaluated[key]
 
   def best_bytes(self, index: int) -> int:
@@ -347,17 +324,14 @@ def proxy_check(workload: StreamWorkload, *, configs=None) -> dict:
   from scipy import stats
 
   configs = workload.grid() if configs is None else configs
-  proxy = jax.jit(lambda x: workload.spec.proxy(workload.model(x)))
+  proxy = jax.jit(workload.spec.proxy)
   pooled, per_segment = ([], []), []
   for i in range(len(workload.segments)):
     values, accuracies = [], []
     for config in configs:
-      if workload.modality == "audio":
-        shown = jnp.asarray(send_audio(workload.segments[i], config)[0])
-      else:
-        shown = knobs.PointCloud(*map(jnp.asarray, send_points(workload.segments[i], config)[0]))
-      values.append(float(proxy(shown)))
-      accuracies.append(workload.evaluate(i, config).accuracy)
+      outputs, outcome = workload.observe(i, config)  # one send, one forward pass
+      values.append(float(proxy(outputs)))
+      accuracies.append(outcome.accuracy)
     pooled[0].extend(values)
     pooled[1].extend(accuracies)
     if np.ptp(accuracies) > 0:

@@ -176,14 +176,14 @@ def train(name: str, seed: int = 0, *, progress: bool = True) -> dict:
 
 
 def ensure(progress: bool = True) -> dict:
-  """Trains whichever trained model is missing from the cache; returns every manifest."""
+  """Trains whichever trained model is missing from the cache, or whose weights no longer match
+  their manifest's sha256; returns every manifest."""
   out = {}
   for name in TRAINERS:
     try:
+      _trained.verified_path(name)
       out[name] = _trained.manifest(name)
-      if not _trained.weights_path(name).exists():
-        raise models.AssetMissingError(name)
-    except models.AssetMissingError:
+    except (models.AssetMissingError, models.AssetIntegrityError):
       out[name] = train(name, progress=progress)
   return out
 

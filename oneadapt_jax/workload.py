@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import itertools
 from typing import NamedTuple
 
 import jax
@@ -187,6 +188,14 @@ class Workload:
   def knob_fields(self) -> tuple[str, ...]:
     """The `Config` fields a knob-at-a-time search (Chameleon) walks."""
     return ("resolution", "qp", "fps")
+
+  def grid(self, *, qp_stride: int = 3, fps=None) -> list[Config]:
+    """The joint discrete configurations the profiling baselines and the oracle search: every
+    resolution, every `qp_stride`-th QP (the best included) and the frame rates `fps` (default:
+    `grid_fps`)."""
+    qps = self.qp_values[::-1][::qp_stride][::-1]  # stride from the best QP down
+    fps = self.grid_fps if fps is None else tuple(fps)
+    return [Config(r, q, f) for r, q, f in itertools.product(self.resolution_values, qps, fps)]
 
   def raw(self, index: int) -> jax.Array:
     """Segment `index` as the knobs take it: `float32 [T, H, W, 3]` in `[0, 1]`."""

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from oneadapt_jax import adapt, baselines, cli, codec
+from oneadapt_jax import adapt, cli, codec
 from oneadapt_jax.workload import Workload
 
 
@@ -32,7 +32,7 @@ def test_run_records_every_method_and_resumes_without_recomputing(tmp_path, caps
   assert (oneadapt_segments[0]["resolution"], oneadapt_segments[0]["qp"],
           oneadapt_segments[0]["fps"]) == pytest.approx((2 / 3, 34.0, 10 / 3))
   assert by_method["awstream"]["total"]["profiling_frames"] == 10 * len(
-      baselines.grid(Workload("detection", "carphone", [], None, [])))
+      Workload("detection", "carphone", [], None, []).grid())
   assert "oneadapt" in capsys.readouterr().out
 
 
@@ -61,8 +61,7 @@ def test_demo_writes_results_plot_and_comparison(tmp_path, capsys):
   summary = json.loads((tmp_path / "results.json").read_text())
   (workload,) = summary["workloads"]
   assert {r["method"] for r in workload["runs"]} == set(adapt.METHODS)
-  assert len(workload["static"]) == len(baselines.grid(Workload("detection", "carphone", [], None,
-                                                                [])))
+  assert len(workload["static"]) == len(Workload("detection", "carphone", [], None, []).grid())
   for run in workload["runs"]:
     total = run["total"]
     assert total["bytes"] == sum(s["bytes"] for s in run["per_segment"])

@@ -46,7 +46,7 @@ def _score(workload, tradeoff, config, segments):
 
 
 def test_grid_spans_every_resolution_the_best_qp_and_the_grid_frame_rates():
-  configs = baselines.grid(Synthetic())
+  configs = Synthetic().grid()
   assert len(configs) == 6 * 6 * 2
   assert Synthetic().best in configs
   assert {c.qp for c in configs} == {20.0, 26.0, 32.0, 38.0, 44.0, 50.0}
@@ -56,7 +56,7 @@ def test_grid_spans_every_resolution_the_best_qp_and_the_grid_frame_rates():
 def test_oracle_is_the_per_segment_argmax(tradeoff):
   workload = Synthetic()
   records = baselines.oracle(workload, tradeoff)
-  configs = baselines.grid(workload)
+  configs = workload.grid()
   for record in records:
     best = max(configs, key=lambda c: _score(workload, tradeoff, c, [record.segment]))
     assert record.config == best
@@ -67,7 +67,7 @@ def test_awstream_holds_the_best_pareto_point_of_its_profile():
   workload = Synthetic()
   tradeoff = Tradeoff(lam=1.0)
   records = baselines.awstream(workload, tradeoff, profile_segments=2)
-  configs = baselines.grid(workload)
+  configs = workload.grid()
   best = max(configs, key=lambda c: _score(workload, tradeoff, c, [0, 1]))
   assert {r.config for r in records} == {best}
   assert [r.profiling_frames for r in records] == [10 * len(configs)] * 2 + [0] * 6
@@ -78,7 +78,7 @@ def test_chameleon_searches_one_knob_at_a_time_and_waits_for_its_profile():
   tradeoff = Tradeoff(lam=0.5)
   records = baselines.chameleon(workload, tradeoff, period=4, spare_gpu_fps=40.0)
   # Segment 0: coordinate search from the best configuration, in effect at once.
-  configs = baselines.grid(workload)
+  configs = workload.grid()
   current = workload.best
   for field in ("resolution", "qp", "fps"):
     options = [current._replace(**{field: v}) for v in sorted({getattr(c, field) for c in configs})]

@@ -275,3 +275,25 @@ def test_tfds_builder_reads_the_utterances_without_tensorflow():
 def test_controller_names_an_unknown_modality():
   with pytest.raises(ValueError, match="unknown modality 'radar'"):
     adapt.Controller(1, 1, modality="radar")
+
+
+def test_ensure_trains_what_is_missing_or_modified_and_nothing_else(tmp_path, monkeypatch):
+  monkeypatch.setenv("ONEADAPT_CACHE", str(tmp_path))
+  calls = []
+
+  def tiny(seed, progress):
+    calls.append(seed)
+    return models.KeywordSpotter(3, channels=(2, 2, 2), rngs=nnx.Rngs(seed)), {
+        "seed": seed, "held_out_accuracy": 1.0}
+
+  monkeypatch.setattr(train, "TRAINERS", {"tiny": tiny})
+  train.ensure(progress=False)
+  train.ensure(progress=False)
+  assert len(calls) == 1  # trained once, then only verified
+  path = _trained.weights_path("tiny")
+  raw = bytearray(path.read_bytes())
+  raw[-40] ^= 0xFF
+  path.write_bytes(bytes(raw))
+  assert train.ensure(progress=False)["tiny"]["held_out_accuracy"] == 1.0
+  assert len(calls) == 2  # the modified weights were retrained
+  _trained.verified_path("tiny")
