@@ -53,6 +53,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="audio: keyword spotting on espeak-ng speech; lidar: ground "
                         "classification on autzen tiles (their task and stream are fixed)")
   run.add_argument("--task", default="detection", choices=TASKS)
+  run.add_argument("--proxy", default=None,
+                   help="another proxy of the task for OneAdapt to ascend: expected_f1 "
+                        "(detection); default: the task's own (`oneadapt proxy-check`)")
   trade = run.add_mutually_exclusive_group()
   trade.add_argument("--lambda", dest="lambdas", type=float, nargs="+", default=None,
                      help="utility accuracy - lambda * bytes / best bytes (default 0.1 0.3 1)")
@@ -128,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
                       else f"tfds:{args.dataset}" if args.dataset is not None else args.clip),
                 lambdas=lambdas, budgets=args.budgets or [], methods=methods,
                 static=not args.no_static, max_segments=args.max_segments,
-                progress=not args.no_progress, modality=args.modality)
+                progress=not args.no_progress, modality=args.modality, proxy=args.proxy)
     elif args.command == "batch":
       from oneadapt_jax import batch
 

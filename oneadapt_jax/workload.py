@@ -128,17 +128,23 @@ class Workload:
   qp_values: tuple = tuple(float(v) for v in knobs.quantization().values)
   fps_values: tuple = tuple(float(v) for v in knobs.frame_rate(source_fps=SOURCE_FPS).values)
   grid_fps: tuple = (5.0, SOURCE_FPS)  # the frame rates the profiling baselines search
+  proxy: str | None = None  # one of the task's `alternatives`; None: its default proxy
   _evaluated: dict = dataclasses.field(default_factory=dict, repr=False)
 
   @classmethod
   def build(cls, task: str, clip: str, *, max_segments: int | None = None,
-            segment_seconds: float = 1.0, preset: str = "veryfast") -> "Workload":
+            segment_seconds: float = 1.0, preset: str = "veryfast",
+            proxy: str | None = None) -> "Workload":
     """`clip`: a bundled clip's name (`oneadapt_jax.data.CLIPS`), `tfds:NAME` for the same clip
     read through the tensorflow-datasets builder (`oneadapt_jax.tfds_video`), or the path of a
-    video file."""
+    video file. `proxy`: another proxy for the task to ascend (e.g. `"expected_f1"` for
+    detection), by its name in `proxy_check.TASKS[task].alternatives`."""
     if task not in proxy_check.TASKS:
       raise ValueError(f"unknown task {task!r}; available: {sorted(proxy_check.TASKS)}")
     spec = proxy_check.TASKS[task]
+    if proxy is not None and proxy not in spec.alternatives:
+      raise ValueError(f"task {task!r} has no proxy {proxy!r}; besides its default it has "
+                       f"{sorted(spec.alternatives) or 'none'}")
     model = models.load(spec.model)
     if clip.startswith("tfds:"):
       if segment_seconds != 1.0:
@@ -157,13 +163,16 @@ class Workload:
                                  progress=False)[:max_segments]
     if not segments:
       raise ValueError(f"clip {clip!r} has no segments to adapt over")
-    workload = cls(task, clip, segments, model, [], preset)
+    workload = cls(task, clip, segments, model, [], preset, proxy=proxy)
     workload.references = [workload.post(workload.run(s.as_float())) for s in segments]
     return workload
 
   @property
-  def spec(self):
-    return proxy_check.TASKS[self.task]
+  def spec(self) -> proxy_check.Task:
+    spec = proxy_check.TASKS[self.task]
+    if self.proxy is None:
+      return spec
+    return dataclasses.replace(spec, proxy=spec.alternatives[self.proxy])
 
   @property
   def frames_per_segment(self) -> int:

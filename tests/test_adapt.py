@@ -36,6 +36,23 @@ def test_run_records_every_method_and_resumes_without_recomputing(tmp_path, caps
   assert "oneadapt" in capsys.readouterr().out
 
 
+def test_another_proxy_reruns_oneadapt_and_reuses_the_baselines(tmp_path, capsys):
+  args = ["run", "--clip", "carphone", "--max-segments", "2", "--lambda", "0.3", "--out",
+          str(tmp_path), "--no-progress", "--no-static", "--methods", "oneadapt", "awstream"]
+  assert cli.main(args) == 0
+  default = json.loads((tmp_path / "results.json").read_text())
+  assert cli.main(args + ["--proxy", "expected_f1"]) == 0
+  log = [json.loads(line) for line in (tmp_path / "records.jsonl").read_text().splitlines()]
+  assert [(e["method"], e["proxy"]) for e in log] == [
+      ("oneadapt", None), ("awstream", None), ("oneadapt", "expected_f1")]
+  results = json.loads((tmp_path / "results.json").read_text())
+  assert results["proxy"] == "expected_f1" and default["proxy"] == "default"
+  runs = {r["method"]: r for r in results["runs"]}
+  assert runs["awstream"] == {r["method"]: r for r in default["runs"]}["awstream"]
+  assert cli.main(args + ["--proxy", "soft_iou"]) == 2
+  assert "has no proxy 'soft_iou'" in capsys.readouterr().err
+
+
 def test_run_rejects_unknown_methods(tmp_path, capsys):
   assert cli.main(["run", "--methods", "magic", "--out", str(tmp_path), "--no-progress"]) == 2
   assert "unknown methods" in capsys.readouterr().err
