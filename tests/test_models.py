@@ -213,17 +213,28 @@ def test_metrics_on_hand_made_cases():
   assert metrics.keypoints(points + 10.0, points) == 0.0
 
 
-@pytest.mark.parametrize("task, proxy", [("detection", "expected_f1"),
-                                         ("segmentation", None), ("keypoints", None)])
-def test_proxy_tracks_its_metric_on_every_carphone_segment(task, proxy):
+TASK_PROXIES = [("detection", "expected_f1"), ("segmentation", None), ("keypoints", None)]
+
+
+def _spearman(task, proxy, segment):
+  result = proxy_check.proxy_metric_correlation(task, "carphone", segment)
+  assert min(result["metric"]) < 0.5 < max(result["metric"])  # the grid spans good and bad
+  return result["alternatives"][proxy] if proxy else result["spearman"]
+
+
+@pytest.mark.parametrize("task, proxy", TASK_PROXIES)
+def test_proxy_tracks_its_metric_on_carphone(task, proxy):
   """Each task's proxy against its real metric vs the best-quality output, over real x264
-  encodes at 5 resolutions x 5 QPs, on each of carphone's 4 segments: Spearman >= 0.8 on average
-  and >= 0.7 on every segment (measured: `oneadapt_jax/proxy_check.py`)."""
-  values = []
-  for index in range(len(data.clip_segments("carphone"))):
-    result = proxy_check.proxy_metric_correlation(task, "carphone", index)
-    assert min(result["metric"]) < 0.5 < max(result["metric"])  # the grid spans good and bad
-    values.append(result["alternatives"][proxy] if proxy else result["spearman"])
+  encodes at 5 resolutions x 5 QPs of carphone's first segment: Spearman >= 0.8."""
+  assert _spearman(task, proxy, 0) >= 0.8
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("task, proxy", TASK_PROXIES)
+def test_proxy_tracks_its_metric_on_every_carphone_segment(task, proxy):
+  """The same on each of carphone's 4 segments: >= 0.8 on average and >= 0.7 on every one
+  (measured: `oneadapt_jax/proxy_check.py`)."""
+  values = [_spearman(task, proxy, i) for i in range(len(data.clip_segments("carphone")))]
   assert np.mean(values) >= 0.8 and min(values) >= 0.7, values
 
 
