@@ -160,6 +160,25 @@ class BlazeFace(nnx.Module):
     return {"regressors": regressors, "scores": scores}
 
 
+def decode_anchors(regressors, anchors, origin, extent, input_size: int):
+  """MediaPipe's TensorsToDetections for fixed-size anchors, in frame pixels.
+
+  Args:
+    regressors: raw `[..., 16]` (box centre offset and size, then 6 keypoints, in input pixels).
+    anchors: `[..., 2]` anchor centres in `[0, 1]` of their tile.
+    origin, extent: `[..., 2]` each anchor's tile's top-left corner and size in frame pixels.
+    input_size: the network's input side.
+
+  Returns `(centre [..., 2], size [..., 2], keypoints [..., 6, 2])`. Works on NumPy arrays
+  (`blazeface_detections`) and JAX arrays alike (`FaceLandmark.roi`, inside the graph).
+  """
+  centre = origin + (regressors[..., 0:2] / input_size + anchors) * extent
+  size = regressors[..., 2:4] / input_size * extent
+  points = regressors[..., 4:16].reshape(regressors.shape[:-1] + (6, 2)) / input_size
+  keypoints = origin[..., None, :] + (points + anchors[..., None, :]) * extent[..., None, :]
+  return centre, size, keypoints
+
+
 @dataclasses.dataclass
 class Detections:
   """Faces in one frame: `boxes [N, 4]` (x0, y0, x1, y1 pixels), `scores [N]`, `keypoints [N, 6, 2]`."""
@@ -198,14 +217,10 @@ def blazeface_detections(model: BlazeFace, outputs: dict, frame_size: tuple[int,
     keep = score >= min_score
     if not keep.any():
       continue
-    reg, anc = reg[keep], anchors[keep]
-    cx = reg[:, 0] / size + anc[:, 0]
-    cy = reg[:, 1] / size + anc[:, 1]
-    w, h = reg[:, 2] / size, reg[:, 3] / size
-    tile_boxes = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=-1)
-    boxes.append(tile_boxes * np.array([sx, sy, sx, sy]) + np.array([x0, y0, x0, y0]))
-    points = reg[:, 4:16].reshape(-1, 6, 2) / size + anc[:, None, :]
-    keypoints.append(points * np.array([sx, sy]) + np.array([x0, y0]))
+    centre, extent, points = decode_anchors(reg[keep], anchors[keep], np.array([x0, y0]),
+                                            np.array([sx, sy]), size)
+    boxes.append(np.concatenate([centre - extent / 2, centre + extent / 2], axis=-1))
+    keypoints.append(points)
     scores.append(score[keep])
   if not boxes:
     return Detections(np.zeros((0, 4)), np.zeros((0,)), np.zeros((0, 6, 2)))
@@ -268,32 +283,26 @@ class FaceLandmark(nnx.Module):
     # The readable architecture (models/_facemesh.py), MediaPipe's weights copied in.
     self.net = _facemesh.FaceMeshNet.from_tflite(_assets.path(ASSETS["face_landmark"]))
     self.scale = scale
-    self.input_size = 192
 
   def roi(self, flat: jax.Array) -> jax.Array:
     """The region of interest `[N, 4]` (centre x, centre y, side, rotation) of `[N, H, W, 3]`."""
-    height, width = flat.shape[1:3]
-    raw = self.detector(jax.lax.stop_gradient(flat))
-    tiles = jnp.asarray(self.detector.tiles(height, width))        # [K, 4] x0, y0, sx, sy
-    anchors = jnp.asarray(self.detector.anchors, jnp.float32)      # [896, 2]
-    count = tiles.shape[0]
-    best = jnp.argmax(raw["scores"].reshape(-1, count * 896), axis=-1)
-    tile, anchor = best // 896, best % 896
-    regressor = raw["regressors"].reshape(-1, count * 896, 16)[jnp.arange(best.shape[0]), best]
-    origin, extent = tiles[tile, :2], tiles[tile, 2:]
-    to_frame = lambda offset: origin + (offset / self.detector.input_size + anchors[anchor]) * extent
-    centre = to_frame(regressor[:, 0:2])
-    size = regressor[:, 2:4] / self.detector.input_size * extent
-    right_eye, left_eye = to_frame(regressor[:, 4:6]), to_frame(regressor[:, 6:8])
-    eyes = left_eye - right_eye
+    raw = self.detector(jax.lax.stop_gradient(flat))  # the region is not differentiated
+    tiles = jnp.asarray(self.detector.tiles(*flat.shape[1:3]))     # [K, 4] x0, y0, sx, sy
+    anchors = jnp.asarray(self.detector.anchors, jnp.float32)      # [A, 2]
+    per_tile = anchors.shape[0]
+    best = jnp.argmax(raw["scores"].reshape(flat.shape[0], -1), axis=-1)  # over tiles x anchors
+    tile, anchor = best // per_tile, best % per_tile
+    regressor = raw["regressors"].reshape(flat.shape[0], -1, 16)[jnp.arange(flat.shape[0]), best]
+    centre, size, keypoints = decode_anchors(regressor, anchors[anchor], tiles[tile, :2],
+                                             tiles[tile, 2:], self.detector.input_size)
+    eyes = keypoints[:, 1] - keypoints[:, 0]  # right eye (in the picture's left) to left eye
     rotation = jnp.arctan2(eyes[:, 1], eyes[:, 0])
     side = self.scale * jnp.max(size, axis=-1)
-    return jax.lax.stop_gradient(
-        jnp.concatenate([centre, side[:, None], rotation[:, None]], axis=-1))
+    return jnp.concatenate([centre, side[:, None], rotation[:, None]], axis=-1)
 
   def to_frame(self, roi: jax.Array, points: jax.Array) -> jax.Array:
     """Maps `[N, P, 2]` points in crop pixels to frame pixels through each frame's `roi`."""
-    offset = (points / self.input_size - 0.5) * roi[:, None, 2:3]
+    offset = (points / self.net.input_size - 0.5) * roi[:, None, 2:3]
     cos, sin = jnp.cos(roi[:, None, 3]), jnp.sin(roi[:, None, 3])
     x = roi[:, None, 0] + offset[..., 0] * cos - offset[..., 1] * sin
     y = roi[:, None, 1] + offset[..., 0] * sin + offset[..., 1] * cos
@@ -301,7 +310,7 @@ class FaceLandmark(nnx.Module):
 
   def crop(self, flat: jax.Array, roi: jax.Array) -> jax.Array:
     """Samples each frame's rotated square `roi` bilinearly to `[N, 192, 192, 3]` (zero outside)."""
-    n = self.input_size
+    n = self.net.input_size
     grid = jnp.stack(jnp.meshgrid(*[jnp.arange(n, dtype=jnp.float32) + 0.5] * 2, indexing="xy"), -1)
     where = self.to_frame(roi, jnp.broadcast_to(grid.reshape(1, n * n, 2), (roi.shape[0], n * n, 2)))
     rows, cols = where[..., 1] - 0.5, where[..., 0] - 0.5      # pixel centres at integer + 0.5
@@ -318,7 +327,7 @@ class FaceLandmark(nnx.Module):
     raw = self.net(self.crop(flat, roi))
     points = raw["conv2d_21"].reshape(-1, 468, 3)
     xy = self.to_frame(roi, points[..., :2])
-    z = points[..., 2:] * roi[:, None, 2:3] / self.input_size
+    z = points[..., 2:] * roi[:, None, 2:3] / self.net.input_size
     landmarks = jnp.concatenate([xy, z], axis=-1)
     return {"landmarks": landmarks.reshape(lead + (468, 3)),
             "presence": raw["conv2d_31"].reshape(lead),

@@ -90,22 +90,21 @@ def proxy_metric_correlation(task: str, clip: str, segment_index: int = 0, *,
   segment = data.clip_segments(clip)[segment_index]
 
   reference = per_frame(spec, model, run(jnp.asarray(segment.as_float())), segment.size)
-  proxy_values, metric_values = [], []
-  others = {name: [] for name in spec.alternatives}
+  candidates = {None: spec.proxy, **spec.alternatives}  # None: the task's own proxy
+  values = {name: [] for name in candidates}
+  metric_values = []
   grid = [(r, q) for r in resolutions for q in qps]
   for resolution, qp in tqdm(grid, desc=f"{task} {clip}", disable=not progress):
     encoded = codec.encode(segment.frames, resolution=resolution, qp=qp, preset=preset)
     outputs = run(jnp.asarray(encoded.as_float()))
-    proxy_values.append(float(spec.proxy(outputs)))
-    for name, proxy in spec.alternatives.items():
-      others[name].append(float(proxy(outputs)))
+    for name, proxy in candidates.items():
+      values[name].append(float(proxy(outputs)))
     metric_values.append(metrics.segment_mean(
         spec.metric, per_frame(spec, model, outputs, segment.size), reference))
+  spearman = {name: float(spearmanr(v, metric_values).statistic) for name, v in values.items()}
   return {"task": task, "clip": clip, "segment": segment_index,
-          "spearman": float(spearmanr(proxy_values, metric_values).statistic),
-          "proxy": proxy_values, "metric": metric_values,
-          "alternatives": {name: float(spearmanr(values, metric_values).statistic)
-                           for name, values in others.items()}}
+          "spearman": spearman.pop(None), "proxy": values[None], "metric": metric_values,
+          "alternatives": spearman}
 
 
 CASES = tuple((task, "carphone", i) for task in TASKS for i in range(4)) + (

@@ -28,14 +28,20 @@ def _real_frames():
   return frames
 
 
-def _check_against_litert(name, run, size):
-  path = _assets.path(_mediapipe.ASSETS[name])
+def _litert(name):
+  """LiteRT's interpreter for one of the MediaPipe networks."""
   # LiteRT's reference kernels where it can (XNNPACK sums in another order); MediaPipe's custom
   # transposed convolution is only registered with the default resolver.
   resolver = (OpResolverType.AUTO if name == "selfie_segmentation"
               else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
-  interpreter = Interpreter(model_path=str(path), experimental_op_resolver_type=resolver)
+  interpreter = Interpreter(model_path=str(_assets.path(_mediapipe.ASSETS[name])),
+                            experimental_op_resolver_type=resolver)
   interpreter.allocate_tensors()
+  return interpreter
+
+
+def _check_against_litert(name, run, size):
+  interpreter = _litert(name)
   low, high = NETWORKS[name]
   for frame in _real_frames():
     x = transform.resize(frame, size, anti_aliasing=True).astype(np.float32)[None]
@@ -101,13 +107,6 @@ def test_face_in_carphone_is_found_in_every_frame():
       assert len(found.scores) >= 1 and found.scores.max() > 0.6, (segment.index, i)
       x0, y0, x1, y1 = found.boxes[0]
       assert 0 <= x0 < x1 <= 176 and 0 <= y0 < y1 <= 144  # inside the frame
-
-
-def _litert(name):
-  interpreter = Interpreter(model_path=str(_assets.path(_mediapipe.ASSETS[name])),
-                            experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
-  interpreter.allocate_tensors()
-  return interpreter
 
 
 def _crop_to_frame(roi, xy):
