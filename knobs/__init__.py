@@ -19,14 +19,17 @@ Example:
 from knobs._audio import bit_depth as bit_depth
 from knobs._audio import check_audio as check_audio
 from knobs._audio import chunk_drop as chunk_drop
+from knobs._audio import chunk_ids as chunk_ids
+from knobs._audio import chunk_levels as chunk_levels
+from knobs._audio import chunks_sent as chunks_sent
 from knobs._audio import sample_rate as sample_rate
 from knobs._base import Knob as Knob
 from knobs._base import KnobApplyFn as KnobApplyFn
 from knobs._base import KnobCostFn as KnobCostFn
 from knobs._base import KnobInitFn as KnobInitFn
+from knobs._base import as_setting as as_setting
 from knobs._base import chain as chain
 from knobs._base import check_video as check_video
-from knobs._base import as_setting as as_setting
 from knobs._base import ladder as ladder
 from knobs._base import ladder_index as ladder_index
 from knobs._base import ladder_round as ladder_round
@@ -39,10 +42,13 @@ from knobs._points import check_points as check_points
 from knobs._points import point_density as point_density
 from knobs._points import point_quantization as point_quantization
 from knobs._points import point_range as point_range
+from knobs._points import points_sent as points_sent
+from knobs._points import priorities as point_priorities
 from knobs._resolution import resolution as resolution
 from knobs._temporal import frame_filter as frame_filter
 from knobs._temporal import frame_filter_sent as frame_filter_sent
 from knobs._temporal import frame_rate as frame_rate
+from knobs._temporal import frames_sent as frames_sent
 
 __all__ = (
     "Knob",
@@ -50,23 +56,29 @@ __all__ = (
     "KnobCostFn",
     "KnobInitFn",
     "PointCloud",
+    "as_setting",
     "bit_depth",
     "chain",
     "check_audio",
     "check_points",
     "check_video",
     "chunk_drop",
+    "chunk_ids",
+    "chunk_levels",
+    "chunks_sent",
     "frame_filter",
     "frame_filter_sent",
     "frame_rate",
-    "as_setting",
+    "frames_sent",
     "ladder",
     "ladder_index",
     "ladder_round",
     "ladder_to_physical",
     "point_density",
+    "point_priorities",
     "point_quantization",
     "point_range",
+    "points_sent",
     "quantization",
     "resolution",
     "roi_quality",

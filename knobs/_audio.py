@@ -18,7 +18,7 @@ differentiates a soft relaxation of it (straight-through):
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
@@ -189,6 +189,13 @@ def chunk_ids(num: int, chunks: int) -> np.ndarray:
   return (np.arange(num) * chunks) // num
 
 
+def chunks_sent(levels, threshold):
+  """The send rule of `chunk_drop`: a chunk is sent when its level (RMS relative to the loudest
+  chunk) is at least `threshold`. Works on NumPy and JAX arrays alike; the knob's forward pass
+  and the real sender both use it."""
+  return levels >= threshold - 1e-6
+
+
 def chunk_levels(wave: jax.Array, chunks: int) -> jax.Array:
   """`[..., chunks]` RMS of each chunk relative to the loudest chunk of the clip, in `[0, 1]`."""
   ids = jnp.asarray(chunk_ids(wave.shape[-1], chunks))
@@ -236,7 +243,7 @@ def chunk_drop(
   def keep_of(setting, wave):
     threshold = _base.ladder_to_physical(values, _base.as_setting(setting, wave.dtype))
     levels = chunk_levels(wave, chunks)
-    hard = levels >= threshold - 1e-6
+    hard = chunks_sent(levels, threshold)
     soft = jax.nn.sigmoid((levels - threshold) / temperature)
     return _base.straight_through(soft, hard)
 

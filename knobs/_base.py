@@ -11,7 +11,8 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import math
-from typing import Any, Callable, NamedTuple, Protocol, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple, Protocol
 
 import jax
 import jax.numpy as jnp

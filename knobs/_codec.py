@@ -19,7 +19,7 @@ frame-rate knob repeated costs almost nothing, as it does in a real codec.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp

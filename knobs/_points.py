@@ -19,7 +19,8 @@ clouds of different sizes are padded with mask 0). A knob returns a cloud of the
 
 from __future__ import annotations
 
-from typing import NamedTuple, Sequence
+from collections.abc import Sequence
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -86,6 +87,12 @@ def priorities(num: int) -> np.ndarray:
   return np.mod((np.arange(num) + 1) * GOLDEN, 1.0)
 
 
+def points_sent(num: int, density):
+  """The send rule of `point_density`: which of `num` points a density sends (those whose
+  `priorities` are under it). The knob's forward pass and the real sender both use it."""
+  return priorities(num) < density
+
+
 def point_density(
     *,
     fractions: Sequence[float] = (0.1, 0.2, 0.3, 0.5, 0.7, 1.0),
@@ -116,7 +123,7 @@ def point_density(
   def keep_of(setting, cloud):
     fraction = _base.ladder_to_physical(values, _base.as_setting(setting, cloud.mask.dtype))
     rank = jnp.asarray(priorities(cloud.mask.shape[-1]), cloud.mask.dtype)
-    hard = rank < fraction
+    hard = rank < fraction  # `points_sent`, at the priorities' float32 values
     soft = jax.nn.sigmoid((fraction - rank) / temperature)
     return cloud.mask * _base.straight_through(soft, hard)
 

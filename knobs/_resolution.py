@@ -13,7 +13,7 @@ output is within 39-45 dB PSNR at scales 0.25-0.75.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp

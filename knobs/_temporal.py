@@ -11,7 +11,7 @@ hard selection's, while the gradient with respect to the setting flows through `
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
@@ -63,6 +63,24 @@ def _batch_size(frames: jax.Array) -> int:
 # --------------------------------------------------------------------------- frame rate
 
 
+def frames_sent(num_frames: int, fraction):
+  """The send rule of `frame_rate`: `bool [num_frames]`, frame t (t >= 1) sent when
+  `floor(t * fraction)` steps up (frame 0 always). NumPy in, NumPy out (the real sender); a JAX
+  array in, JAX out (the knob).
+
+  Example:
+    >>> import knobs
+    >>> knobs.frames_sent(6, 0.5).tolist()
+    [True, False, True, False, True, False]
+  """
+  xp = jnp if isinstance(fraction, jax.Array) else np
+  fraction = xp.asarray(fraction)
+  steps = xp.arange(num_frames, dtype=fraction.dtype)
+  # The small offset keeps exact fractions (1/3 * 3) from landing a hair below an integer.
+  ticks = xp.floor(steps * fraction + 1e-4)
+  return xp.concatenate([xp.ones((1,), bool), ticks[1:] > ticks[:-1]])
+
+
 def frame_rate(
     *,
     source_fps: float = 10.0,
@@ -111,10 +129,7 @@ def frame_rate(
   def _weights(setting, frames):
     fraction = jnp.clip(to_physical(_base.as_setting(setting, frames.dtype)) / source_fps, 0, 1)
     num = frames.shape[-4]
-    steps = jnp.arange(num, dtype=frames.dtype)
-    # The small offset keeps exact fractions (1/3 * 3) from landing a hair below an integer.
-    ticks = jnp.floor(steps * fraction + 1e-4)
-    sent = jnp.concatenate([jnp.ones((1,), bool), ticks[1:] > ticks[:-1]])
+    sent = frames_sent(num, fraction)
     soft = _hold_matrix_soft(jnp.full((num,), fraction, frames.dtype))
     return fraction, sent, _base.straight_through(soft, _hold_matrix_hard(sent))
 

@@ -23,6 +23,8 @@ import threading
 
 import numpy as np
 
+import knobs
+
 MACROBLOCK = 16
 _QP_RANGE = 51  # libx264 scales AVRegionOfInterest.qoffset in [-1, 1] by this (8-bit video)
 
@@ -60,9 +62,9 @@ class Encoding:
 
 
 def kept_frames(num_frames: int, fraction: float) -> np.ndarray:
-  """The frames a frame rate of `fraction` of the source keeps; the rule of `knobs.frame_rate`."""
-  steps = np.floor(np.arange(num_frames) * fraction + 1e-4)
-  return np.concatenate([[True], steps[1:] > steps[:-1]])
+  """The frames a frame rate of `fraction` of the source keeps: `knobs.frames_sent`, the rule
+  of `knobs.frame_rate`."""
+  return knobs.frames_sent(num_frames, float(fraction))
 
 
 def encoded_size(height: int, width: int, resolution: float) -> tuple[int, int]:
@@ -260,6 +262,5 @@ def bracket(num_values: int, setting: float) -> tuple[float, float]:
   """
   scaled = float(np.clip(setting, 0.0, 1.0)) * (num_values - 1)
   low, high = np.floor(scaled + 1e-6), np.ceil(scaled - 1e-6)
-  if high < low:
-    high = low
+  high = max(high, low)
   return low / (num_values - 1), high / (num_values - 1)
