@@ -25,12 +25,11 @@ import pathlib
 import jax
 import jax.numpy as jnp
 import numpy as np
+from _common import machine, median_time  # benchmarks/ runs as a script folder
 
 import knobs
 import models
 from oneadapt_jax import accgrad, codec, data, proxies
-
-from _common import machine, median_time  # benchmarks/ runs as a script folder
 
 CHAINS = {
     1: lambda size: {"qp": knobs.quantization()},

@@ -20,12 +20,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from _common import machine, median_time  # benchmarks/ runs as a script folder
 from flax import nnx
 
 import models
 from oneadapt_jax import data, fidelity, proxies
-
-from _common import machine, median_time  # benchmarks/ runs as a script folder
 
 
 def main(argv=None) -> list[dict]:

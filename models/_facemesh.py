@@ -26,7 +26,7 @@ import numpy as np
 from flax import nnx
 
 from models import _tflite
-from models._blazeface import Block, BlazeBlock, PReLU
+from models._blazeface import BlazeBlock, Block, PReLU
 
 TRUNK = ([Block(16, 16, prelu=True)] * 2 + [Block(16, 32, 2, prelu=True)]
          + [Block(32, 32, prelu=True)] * 2 + [Block(32, 64, 2, prelu=True)]
@@ -73,7 +73,7 @@ class FaceMeshNet(nnx.Module):
     return {"conv2d_21": self.landmarks(x), "conv2d_31": self.presence(x)}
 
   @classmethod
-  def from_tflite(cls, path: str | pathlib.Path) -> "FaceMeshNet":
+  def from_tflite(cls, path: str | pathlib.Path) -> FaceMeshNet:
     graph = _tflite.read_graph(path)
     net = cls(rngs=nnx.Rngs(0))
     walker = _Walker(graph, path)

@@ -28,7 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from models import _tflite
+from models import _tflite, layers
 from models._blazeface import DepthwiseConv
 
 
@@ -46,8 +46,8 @@ def _pool(x: jax.Array) -> jax.Array:
 
 def upsample2(x: jax.Array) -> jax.Array:
   """x2 bilinear resampling with half-pixel centres (TFLite's RESIZE_BILINEAR)."""
-  rows = _tflite._resize_matrix(x.shape[1], 2 * x.shape[1], False, True)
-  cols = _tflite._resize_matrix(x.shape[2], 2 * x.shape[2], False, True)
+  rows = layers.resize_matrix(x.shape[1], 2 * x.shape[1], False, True)
+  cols = layers.resize_matrix(x.shape[2], 2 * x.shape[2], False, True)
   x = jnp.einsum("ah,nhwc->nawc", rows, x)
   return jnp.einsum("bw,nawc->nabc", cols, x)
 
@@ -150,7 +150,7 @@ class SelfieNet(nnx.Module):
     up = self.fuse_32(s32, up)
     up = self.fuse_64(s64, up)
     x = self.fuse_128(s128, up)
-    out = _tflite._transpose_conv_bias(x, self.output_kernel[...], self.output_bias[...],
+    out = layers.transpose_conv_bias(x, self.output_kernel[...], self.output_bias[...],
                                        (x.shape[0], 2 * x.shape[1], 2 * x.shape[2], 1))
     return {"activation_10": jax.nn.sigmoid(out)}
 
@@ -171,7 +171,7 @@ class SelfieNet(nnx.Module):
     return order
 
   @classmethod
-  def from_tflite(cls, path: str | pathlib.Path) -> "SelfieNet":
+  def from_tflite(cls, path: str | pathlib.Path) -> SelfieNet:
     graph = _tflite.read_graph(path)
     net = cls(rngs=nnx.Rngs(0))
     weighted = [op for op in graph.ops if op.kind in ("CONV_2D", "DEPTHWISE_CONV_2D")]

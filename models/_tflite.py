@@ -18,6 +18,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from models import layers
+
 _TYPES = {0: np.float32, 1: np.float16, 2: np.int32, 3: np.uint8, 4: np.int64, 9: np.int8}
 _PADDING = {0: "SAME", 1: "VALID"}
 
@@ -169,69 +171,6 @@ def _pool(x, options, reducer):
   return _activate(out, options.get("activation"))
 
 
-def _resize_matrix(in_size, out_size, align_corners, half_pixel_centers):
-  """TFLite's bilinear sampling along one axis as an `[out, in]` matrix."""
-  if align_corners and out_size > 1:
-    scale = (in_size - 1) / (out_size - 1)
-  else:
-    scale = in_size / out_size
-  positions = np.arange(out_size, dtype=np.float64)
-  src = (positions + 0.5) * scale - 0.5 if half_pixel_centers else positions * scale
-  src = np.clip(src, 0.0, None) if half_pixel_centers else src
-  low = np.floor(src).astype(int)
-  frac = src - low
-  low = np.clip(low, 0, in_size - 1)
-  high = np.clip(low + 1, 0, in_size - 1)
-  matrix = np.zeros((out_size, in_size))
-  matrix[np.arange(out_size), low] += 1 - frac
-  matrix[np.arange(out_size), high] += frac
-  return matrix.astype(np.float32)
-
-
-def _depthwise(x, kernel, strides, padding, dilation):
-  """Depthwise convolution (multiplier 1) as a sum of `kH * kW` strided, scaled shifts of `x`.
-
-  Equal to `lax.conv_general_dilated(..., feature_group_count=C)`, which XLA's CPU backend runs
-  5 to 15 times slower, forward and backward (measured here on BlazeFace's layers); the sum fuses
-  into one loop on every backend.
-  """
-  kh, kw, channels = kernel.shape  # TFLite's [1, kH, kW, C] without the leading 1
-  if channels != x.shape[-1]:
-    raise ValueError(f"depthwise multiplier other than 1 is not supported: kernel {kernel.shape}, "
-                     f"input {x.shape}")
-  window = ((kh - 1) * dilation[0] + 1, (kw - 1) * dilation[1] + 1)
-  pads = jax.lax.padtype_to_pads(x.shape[1:3], window, strides, padding)
-  x = jnp.pad(x, ((0, 0), tuple(pads[0]), tuple(pads[1]), (0, 0)))
-  out_h = (x.shape[1] - window[0]) // strides[0] + 1
-  out_w = (x.shape[2] - window[1]) // strides[1] + 1
-  out = None
-  for i in range(kh):
-    for j in range(kw):
-      y0, x0 = i * dilation[0], j * dilation[1]
-      shifted = jax.lax.slice(
-          x, (0, y0, x0, 0),
-          (x.shape[0], y0 + (out_h - 1) * strides[0] + 1, x0 + (out_w - 1) * strides[1] + 1,
-           channels), (1, strides[0], strides[1], 1))
-      term = shifted * kernel[i, j].reshape(1, 1, 1, channels)
-      out = term if out is None else out + term
-  return out
-
-
-def _transpose_conv_bias(x, weights, bias, out_shape):
-  """MediaPipe's Convolution2DTransposeBias: a transposed convolution plus bias (SAME)."""
-  _, kh, kw, _ = weights.shape  # [O, kH, kW, I]
-  stride = out_shape[1] // x.shape[1], out_shape[2] // x.shape[2]
-  pads = []
-  for k, s in ((kh, stride[0]), (kw, stride[1])):
-    total = k - s  # so that output = input * stride
-    before = total // 2
-    pads.append((k - 1 - before, k - 1 - (total - before)))
-  out = jax.lax.conv_general_dilated(
-      x, jnp.flip(weights, axis=(1, 2)), (1, 1), pads, lhs_dilation=stride,
-      dimension_numbers=("NHWC", "OHWI", "NHWC"))
-  return out + bias.reshape(1, 1, 1, -1)
-
-
 class TFLiteNet(nnx.Module):
   """A TFLite graph as an NNX module: constants are `nnx.Param`s, ops run in order.
 
@@ -279,7 +218,7 @@ class TFLiteNet(nnx.Module):
           out = out + args[2].reshape(1, 1, 1, -1)
         out = _activate(out, opts["activation"])
       elif kind == "DEPTHWISE_CONV_2D":
-        out = _depthwise(args[0], args[1][0], opts["strides"], opts["padding"], opts["dilation"])
+        out = layers.depthwise_conv(args[0], args[1][0], opts["strides"], opts["padding"], opts["dilation"])
         if args[2] is not None:
           out = out + args[2].reshape(1, 1, 1, -1)
         out = _activate(out, opts["activation"])
@@ -311,14 +250,14 @@ class TFLiteNet(nnx.Module):
         out = _activate(jnp.concatenate(args, axis=opts["axis"]), opts.get("activation"))
       elif kind == "RESIZE_BILINEAR":
         height, width = (int(v) for v in np.asarray(args[1]).ravel())
-        rows = _resize_matrix(args[0].shape[1], height, opts["align_corners"],
+        rows = layers.resize_matrix(args[0].shape[1], height, opts["align_corners"],
                               opts["half_pixel_centers"])
-        cols = _resize_matrix(args[0].shape[2], width, opts["align_corners"],
+        cols = layers.resize_matrix(args[0].shape[2], width, opts["align_corners"],
                               opts["half_pixel_centers"])
         out = jnp.einsum("ah,nhwc->nawc", rows, args[0])
         out = jnp.einsum("bw,nawc->nabc", cols, out)
       elif kind == "CUSTOM:Convolution2DTransposeBias":
-        out = _transpose_conv_bias(args[0], args[1], args[2], shapes[op.outputs[0]])
+        out = layers.transpose_conv_bias(args[0], args[1], args[2], shapes[op.outputs[0]])
       else:
         raise NotImplementedError(f"TFLite op {kind} is not supported by this importer")
       values[op.outputs[0]] = out

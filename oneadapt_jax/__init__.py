@@ -1,9 +1,14 @@
 """OneAdapt in JAX: accuracy gradients for configuration knobs, the controller, baselines, codec.
 
 The knob library lives in the separate, light package `knobs`; pretrained networks in `models`.
-This package ties them together: real clips (`data`, `tfds_video`), the x264 encoder (`codec`),
-surrogate fidelity (`fidelity`), proxies and metrics, AccGrad (`acc_grad`, `accgrad`), the
-controller and baselines (`adapt`), and the `oneadapt` CLI.
+This package ties them together:
+
+- `core`: the `Workload` protocol, `Record`, the controller and its one segment loop;
+- `workloads`: one folder per kind of stream (video, audio, LiDAR), registered by name;
+- `baselines`: one module per method, and `METHODS`, the registry of every method;
+- `configs`: experiments as `get_config()` files; `experiment`: the resumable driver;
+- `accgrad` (`acc_grad`), `proxies`, `metrics`, the data and senders (`data`, `codec`, `speech`,
+  `lidar`), and the tools: `cli`, `batch`, `proxy_check`, `fidelity`, `gallery`, `report`, `plots`.
 """
 
 __version__ = "0.1.0"

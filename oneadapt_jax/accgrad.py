@@ -2,8 +2,9 @@
 
 OneAdapt's chain rule, `d proxy / d setting = <DNNGrad, InputGrad>`, three ways:
 
-- `acc_grad` (fused): one jitted `setting -> knob.apply -> model -> proxy` and one `jax.vjp`
-  give the gradient for every knob at once. The model is `nnx.split` once; its state is an
+- `acc_grad` (fused; `fused` is its pure function, which the controller vmaps): one jitted
+  `setting -> knob.apply -> model -> proxy` and one `jax.vjp` give the gradient for every knob
+  at once. The model is `nnx.split` once; its state is an
   argument, never differentiated.
 - `dnn_grad` + `knob_vjp` (split, as deployed): the server runs one backward pass on the
   frames it decoded (DNNGrad); the camera pulls that cotangent back through the differentiable
@@ -14,7 +15,8 @@ OneAdapt's chain rule, `d proxy / d setting = <DNNGrad, InputGrad>`, three ways:
 
 from __future__ import annotations
 
-from typing import Callable
+import collections
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -24,31 +26,38 @@ from flax import nnx
 import knobs
 from oneadapt_jax import codec
 
-
-_COMPILED: dict = {}
+_CACHE_SIZE = 16  # compiled functions kept (least recently used dropped)
+_COMPILED: collections.OrderedDict = collections.OrderedDict()
 
 
 def _cached(key_objects: tuple, build: Callable):
-  """One compiled function per identity of (knob, proxy) and model structure; the objects are
-  kept in the value so that their ids stay unique while cached (knobs hold arrays: unhashable)."""
+  """One compiled function per identity of (knob, proxy) and model structure, the `_CACHE_SIZE`
+  most recent kept; the objects are held in the value so that their ids stay unique while
+  cached (knobs hold arrays: unhashable)."""
   key = tuple(o if isinstance(o, nnx.GraphDef) else id(o) for o in key_objects)
-  if key not in _COMPILED:
+  if key in _COMPILED:
+    _COMPILED.move_to_end(key)
+  else:
     _COMPILED[key] = (key_objects, build())
+    while len(_COMPILED) > _CACHE_SIZE:
+      _COMPILED.popitem(last=False)
   return _COMPILED[key][1]
 
 
-def _fused(knob: knobs.Knob, graphdef, proxy: Callable):
-  return _cached((knob, graphdef, proxy), lambda: _build_fused(knob, graphdef, proxy))
+def fused(knob: knobs.Knob, graphdef: nnx.GraphDef, proxy: Callable, *,
+          shown: Callable | None = None) -> Callable:
+  """The fused AccGrad as a pure function `(setting, state, segment) -> (proxy, grad)`: one
+  `jax.vjp` of `proxy(model(shown(setting, segment)))` with respect to the setting only.
 
+  `shown(setting, segment)` is what the model sees (default `knob.apply`; the controller passes
+  the workload's `shown` on the picked frames). Not jitted: the controller jits and vmaps it;
+  `acc_grad` jits it for one call.
+  """
+  shown = knob.apply if shown is None else shown
 
-def _build_fused(knob: knobs.Knob, graphdef, proxy: Callable):
-  def objective(setting, state, segment):
-    model = nnx.merge(graphdef, state)
-    return proxy(model(knob.apply(setting, segment)))
-
-  @jax.jit
   def run(setting, state, segment):
-    value, pullback = jax.vjp(lambda s: objective(s, state, segment), setting)
+    model = nnx.merge(graphdef, state)
+    value, pullback = jax.vjp(lambda s: proxy(model(shown(s, segment))), setting)
     (grad,) = pullback(jnp.ones_like(value))
     return value, grad
 
@@ -71,7 +80,8 @@ def acc_grad(knob: knobs.Knob, model: nnx.Module, proxy: Callable, setting, segm
   knobs.check_video(segment)
   graphdef, state = nnx.split(model)
   setting = jax.tree.map(lambda s: jnp.asarray(s, jnp.float32), setting)
-  return _fused(knob, graphdef, proxy)(setting, state, jnp.asarray(segment))
+  run = _cached((knob, graphdef, proxy), lambda: jax.jit(fused(knob, graphdef, proxy)))
+  return run(setting, state, jnp.asarray(segment))
 
 
 def _dnn_grad(graphdef, proxy: Callable):

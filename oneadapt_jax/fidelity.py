@@ -20,7 +20,7 @@ import dataclasses
 import itertools
 import json
 import pathlib
-from typing import Sequence
+from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
@@ -36,12 +36,11 @@ DEFAULT_FPS_RUNGS = (1, 3, 4)  # 2, 5 and 10 fps of a 10 fps segment
 
 
 def surrogate_chain() -> knobs.Knob:
-  """The chain whose bytes the fidelity table checks (only quantization counts bytes)."""
-  return knobs.chain(
-      resolution=knobs.scale_cost(knobs.resolution(), 0.0, unit="bytes"),
-      frame_rate=knobs.scale_cost(knobs.frame_rate(source_fps=10.0), 0.0, unit="bytes"),
-      qp=knobs.quantization(),
-  )
+  """The chain whose bytes the fidelity table checks: the video workload's (only quantization
+  counts bytes)."""
+  from oneadapt_jax.workloads.video import knob_chain
+
+  return knob_chain()
 
 
 def calibrated(knob: knobs.Knob, scale: float, exponent: float) -> knobs.Knob:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import pathlib
-from typing import Sequence
+from collections.abc import Sequence
 
 import dm_pix as pix
 import jax
@@ -52,7 +52,7 @@ def gallery_knobs(frame_size: tuple[int, int]) -> dict[str, knobs.Knob]:
   """The five video knobs with their default ladders."""
   return {
       "resolution": knobs.resolution(),
-      "frame_rate": knobs.frame_rate(source_fps=10.0),
+      "frame_rate": knobs.frame_rate(),
       "quantization": knobs.quantization(),
       "roi_quality": knobs.roi_quality(frame_size),
       "frame_filter": knobs.frame_filter(),

@@ -6,7 +6,7 @@ Each metric takes one frame's post-processed output and the reference's and retu
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 

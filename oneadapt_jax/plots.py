@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pathlib
-from typing import Sequence
+from collections.abc import Sequence
 
 STYLE = {  # method: (colour, marker)
     "oneadapt": ("tab:red", "o"),
@@ -54,8 +54,8 @@ def tradeoff(path: pathlib.Path, workloads: Sequence[dict]) -> pathlib.Path:
       ax.grid(alpha=0.3)
     row[0].set_xscale("log")
     row[1].set_xscale("log")  # the oracle's exhaustive profile is two orders above the rest
-    row[0].set_title(f"{results['task']} on {results['clip']}: bandwidth")
-    row[1].set_title(f"{results['task']} on {results['clip']}: server GPU")
+    row[0].set_title(f"{results['task']} on {results['source']}: bandwidth")
+    row[1].set_title(f"{results['task']} on {results['source']}: server GPU")
     row[0].legend(fontsize=8, loc="lower right")
   fig.tight_layout()
   path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,8 +1,9 @@
 """Does each accuracy proxy rank settings the way its real metric does?
 
-Over a grid of resolution x QP, each segment is really encoded with x264, the model runs on the
-decoded frames, and the proxy (`oneadapt_jax.proxies`) is compared with the metric against the
-model's output on the original frames (`oneadapt_jax.metrics`) by Spearman rank correlation.
+`check(workload)` does it for any kind of stream: over its grid, each segment is sent for real,
+the model runs on what was received, and the proxy is compared with the metric by Spearman rank
+correlation. For video, `proxy_metric_correlation` runs it over resolution x QP of real x264
+encodes on one segment, against the model's output on the original frames.
 
 Measured here (x264 veryfast, 5 resolutions x 5 QPs; Spearman per segment):
 
@@ -32,79 +33,81 @@ which no function of its own confidence can see.
 
 from __future__ import annotations
 
-import dataclasses
-from typing import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from scipy.stats import spearmanr
 from tqdm.auto import tqdm
 
 import models
-from oneadapt_jax import codec, data, metrics, proxies
+from oneadapt_jax import data
+from oneadapt_jax.core import Config, Workload
+from oneadapt_jax.workloads.video import TASKS, VideoWorkload
 
-
-@dataclasses.dataclass(frozen=True)
-class Task:
-  """A model, the proxy the controller ascends, how to post-process, the metric, and other
-  proxies the check reports alongside."""
-  model: str
-  proxy: Callable
-  post: Callable
-  metric: Callable
-  alternatives: dict = dataclasses.field(default_factory=dict)
-
-
-TASKS = {
-    "detection": Task("blazeface", proxies.detection,
-                      lambda m, o, size: models.postprocess("blazeface", m, o, size).boxes,
-                      metrics.detection, {"expected_f1": proxies.expected_f1}),
-    "segmentation": Task("selfie_segmentation", proxies.segmentation,
-                         lambda m, o, size: np.asarray(o["mask"]) > 0.5, metrics.segmentation),
-    "keypoints": Task("face_landmark", proxies.keypoints,
-                      lambda m, o, size: np.asarray(o["landmarks"])[:, :2], metrics.keypoints),
-}
 RESOLUTIONS = (0.25, 1 / 3, 0.5, 0.75, 1.0)
 QPS = (20, 30, 38, 44, 50)
 
 
-def per_frame(task: Task, model, outputs: dict, frame_size: tuple[int, int]) -> list:
-  """Post-processes a segment's outputs (leading axis = frames) frame by frame."""
-  count = jax.tree.leaves(outputs)[0].shape[0]
-  return [task.post(model, jax.tree.map(lambda a: np.asarray(a[i]), outputs), frame_size)
-          for i in range(count)]
+def check(workload: Workload, *, configs: Sequence[Config] | None = None,
+          segments: Sequence[int] | None = None,
+          proxies: Mapping[str, Callable] | None = None, progress: bool = False) -> dict:
+  """How well a workload's proxy tracks its metric, for any kind of stream.
+
+  Over each segment (default: all) and configuration (default: `workload.grid()`), the proxy on
+  the model's outputs on what the real sender delivered (`Workload.observe`: one send, one
+  forward pass) against the real metric. Returns Spearman's rho pooled over every pair, the
+  per-segment rhos (segments where the metric varies) and their mean, the values, and for each
+  of `proxies` (other proxies on the same outputs) its per-segment rhos.
+  """
+  configs = workload.grid() if configs is None else list(configs)
+  segments = range(workload.num_segments) if segments is None else segments
+  candidates = {None: workload.proxy, **(proxies or {})}  # None: the workload's own proxy
+  jitted = {name: jax.jit(proxy) for name, proxy in candidates.items()}
+  values = {name: [] for name in candidates}
+  accuracies, per_segment = [], {name: [] for name in candidates}
+  for i in tqdm(segments, desc=f"proxy check {workload.kind}", disable=not progress):
+    these = {name: [] for name in candidates}
+    metric = []
+    for config in configs:
+      outputs, outcome = workload.observe(i, config)
+      for name, proxy in jitted.items():
+        these[name].append(float(proxy(outputs)))
+      metric.append(outcome.accuracy)
+    for name in candidates:
+      values[name].extend(these[name])
+      if np.ptp(metric) > 0:
+        per_segment[name].append(float(spearmanr(these[name], metric).statistic))
+    accuracies.extend(metric)
+  own = per_segment.pop(None)
+  return {"kind": workload.kind, "pairs": len(accuracies),
+          "spearman_pooled": float(spearmanr(values[None], accuracies).statistic),
+          "spearman_per_segment": own,
+          "spearman_per_segment_mean": float(np.mean(own)) if own else None,
+          "segments_with_varying_metric": len(own), "proxy": values.pop(None),
+          "metric": accuracies, "alternatives": per_segment}
 
 
 def proxy_metric_correlation(task: str, clip: str, segment_index: int = 0, *,
                              resolutions: Sequence[float] = RESOLUTIONS, qps: Sequence[int] = QPS,
                              preset: str = "veryfast", progress: bool = False) -> dict:
-  """Spearman(proxy, metric) for one task on one segment over resolution x QP.
+  """Spearman(proxy, metric) for one video task on one segment over resolution x QP (`check`
+  on that segment, at the full frame rate).
 
   Returns the task's proxy's `spearman`, its `proxy` and the `metric` values per setting, and
   `alternatives`: the Spearman of each of the task's other proxies on the same outputs.
   """
   spec = TASKS[task]
-  model = models.load(spec.model)
-  run = jax.jit(lambda x: model(x))
   segment = data.clip_segments(clip)[segment_index]
-
-  reference = per_frame(spec, model, run(jnp.asarray(segment.as_float())), segment.size)
-  candidates = {None: spec.proxy, **spec.alternatives}  # None: the task's own proxy
-  values = {name: [] for name in candidates}
-  metric_values = []
-  grid = [(r, q) for r in resolutions for q in qps]
-  for resolution, qp in tqdm(grid, desc=f"{task} {clip}", disable=not progress):
-    encoded = codec.encode(segment.frames, resolution=resolution, qp=qp, preset=preset)
-    outputs = run(jnp.asarray(encoded.as_float()))
-    for name, proxy in candidates.items():
-      values[name].append(float(proxy(outputs)))
-    metric_values.append(metrics.segment_mean(
-        spec.metric, per_frame(spec, model, outputs, segment.size), reference))
-  spearman = {name: float(spearmanr(v, metric_values).statistic) for name, v in values.items()}
+  workload = VideoWorkload(task, clip, [segment], models.load(spec.model), preset=preset)
+  configs = [{"resolution": float(r), "qp": float(q), "frame_rate": segment.fps}
+             for r in resolutions for q in qps]
+  result = check(workload, configs=configs, proxies=spec.alternatives, progress=progress)
   return {"task": task, "clip": clip, "segment": segment_index,
-          "spearman": spearman.pop(None), "proxy": values[None], "metric": metric_values,
-          "alternatives": spearman}
+          "spearman": float(spearmanr(result["proxy"], result["metric"]).statistic),
+          "proxy": result["proxy"], "metric": result["metric"],
+          "alternatives": {name: rhos[0] if rhos else float("nan")
+                           for name, rhos in result["alternatives"].items()}}
 
 
 CASES = tuple((task, "carphone", i) for task in TASKS for i in range(4)) + (

@@ -53,7 +53,7 @@ def espeak() -> str:
 
 
 def _version() -> str:
-  return subprocess.run([espeak(), "--version"], capture_output=True, text=True).stdout.strip()
+  return subprocess.run([espeak(), "--version"], check=False, capture_output=True, text=True).stdout.strip()
 
 
 def synthesise(word: str, voice: str, speed: int, pitch: int) -> np.ndarray:
@@ -61,7 +61,7 @@ def synthesise(word: str, voice: str, speed: int, pitch: int) -> np.ndarray:
   import scipy.signal
 
   result = subprocess.run([espeak(), "-v", voice, "-s", str(speed), "-p", str(pitch),
-                           "--stdout", word], capture_output=True)
+                           "--stdout", word], check=False, capture_output=True)
   if result.returncode != 0 or not result.stdout:
     raise SpeechError(f"espeak-ng failed on {word!r} with voice {voice}: "
                       f"{result.stderr.decode(errors='replace').strip()}")

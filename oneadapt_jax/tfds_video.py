@@ -27,7 +27,7 @@ from oneadapt_jax import data
 
 @dataclasses.dataclass
 class VideoSegmentsConfig(tfds.core.BuilderConfig):
-  analysis_fps: float = 10.0
+  analysis_fps: float = data.ANALYSIS_FPS
   segment_seconds: float = 1.0
 
 

@@ -2,12 +2,12 @@
 
 `python -m oneadapt_jax.train kws|pointnet [--seed 0]` (or `oneadapt train ...`; `make assets`
 trains whichever is missing) trains on 2 CPU cores in a few minutes, reports the held-out
-accuracy and saves the weights with their manifest (`models._trained`): the seed fixes the
+accuracy and saves the weights with their manifest (`models.trained`): the seed fixes the
 initialisation, the noise and the batch order.
 
 - `kws`: `models.KeywordSpotter` on espeak-ng speech (`oneadapt_jax.speech`) from the training
   voices, with fresh noise (white or brown, SNR -5..40 dB), a random shift of up to 0.1 s, a
-  random gain and, for half the clips, the real audio sender (`streams.send_audio`) at a random
+  random gain and, for half the clips, the real audio sender (`oneadapt_jax.workloads.audio.send`) at a random
   configuration of the knobs' ladders, every step; held out: the other voices, noisy at SNR
   0..30 dB, sent at the best quality.
 - `pointnet`: `models.PointNet` per-point ground classification on the autzen LiDAR tiles
@@ -30,9 +30,9 @@ from tqdm.auto import trange
 
 import knobs
 import models
-from models import _trained
+from models import trained
 
-__all__ = ("train", "train_kws", "train_pointnet", "ensure")
+__all__ = ("ensure", "train", "train_kws", "train_pointnet")
 
 
 def _fit(model, batches, loss_fn, *, steps: int, learning_rate: float, progress: bool, desc: str):
@@ -58,14 +58,15 @@ def _fit(model, batches, loss_fn, *, steps: int, learning_rate: float, progress:
 
 def train_kws(seed: int = 0, *, steps: int = 800, batch: int = 64, progress: bool = True):
   """Trains the keyword spotter; returns `(model, info)` with the held-out accuracy."""
-  from oneadapt_jax import speech, streams
+  from oneadapt_jax import speech
+  from oneadapt_jax.workloads import audio as sent_audio
 
   audio, words, _ = speech.utterances(speech.TRAIN_VOICES, progress=progress)
   held_audio, held_words, _ = speech.utterances(speech.HELD_OUT_VOICES, progress=progress)
   rng = np.random.default_rng(seed)
   held_out = speech.noisy(held_audio, rng.uniform(0, 30, len(held_audio)), rng)
   model = models.KeywordSpotter(len(speech.WORDS), rngs=nnx.Rngs(seed))
-  ladders = list(streams.audio_members().values())
+  ladders = sent_audio.knob_chain().values  # name -> ladder, in sending order
 
   def batches(i):
     pick = rng.choice(len(audio), batch, replace=False)
@@ -77,8 +78,8 @@ def train_kws(seed: int = 0, *, steps: int = 800, batch: int = 64, progress: boo
     # knobs, as a deployed model hears them: the model learns the whole operating range, so
     # its confidence reflects what a configuration leaves of the word.
     for j in np.flatnonzero(rng.uniform(size=batch) < 0.5):
-      config = streams.AudioConfig(*(float(rng.choice(k.values)) for k in ladders))
-      clips[j] = streams.send_audio(clips[j], config)[0]
+      config = {name: float(rng.choice(values)) for name, values in ladders.items()}
+      clips[j] = sent_audio.send(clips[j], config)[0]
     return jnp.asarray(clips), jnp.asarray(words[pick])
 
   def loss_fn(model, x, y):
@@ -171,8 +172,8 @@ def train(name: str, seed: int = 0, *, progress: bool = True) -> dict:
   if name not in TRAINERS:
     raise ValueError(f"no trainer for {name!r}; available: {sorted(TRAINERS)}")
   model, info = TRAINERS[name](seed, progress=progress)
-  _trained.save(name, model, info)
-  return _trained.manifest(name)
+  trained.save(name, model, info)
+  return trained.manifest(name)
 
 
 def ensure(progress: bool = True) -> dict:
@@ -181,8 +182,8 @@ def ensure(progress: bool = True) -> dict:
   out = {}
   for name in TRAINERS:
     try:
-      _trained.verified_path(name)
-      out[name] = _trained.manifest(name)
+      trained.verified_path(name)
+      out[name] = trained.manifest(name)
     except (models.AssetMissingError, models.AssetIntegrityError):
       out[name] = train(name, progress=progress)
   return out

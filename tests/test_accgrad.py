@@ -63,9 +63,9 @@ def test_fused_acc_grad_compiles_once_across_segments_and_settings(detector):
 
 def test_reencode_estimator_is_the_paper_finite_difference(detector, segment):
   res, qp = knobs.resolution(), knobs.quantization()
-  kwargs = dict(resolution_values=res.values, qp_values=qp.values, preset="ultrafast")
+  kwargs = {"resolution_values": res.values, "qp_values": qp.values, "preset": "ultrafast"}
   codec._CACHE.clear()
-  value, estimates, encodes = accgrad.reencode_acc_grad(
+  _, estimates, encodes = accgrad.reencode_acc_grad(
       detector, proxies.detection, segment.frames, resolution=0.5, qp=0.4, **kwargs)
   # qp = 0.4 is on a rung (6 of 15): its upper neighbour is the current encode, already cached.
   assert encodes == 3 and set(estimates) == {"resolution", "qp"}

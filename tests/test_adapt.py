@@ -5,8 +5,14 @@ import json
 import numpy as np
 import pytest
 
-from oneadapt_jax import adapt, cli, codec
-from oneadapt_jax.workload import Workload
+import knobs
+from oneadapt_jax import cli, codec, core, experiment, workloads
+from oneadapt_jax.baselines import BASELINES, METHODS
+
+
+def _grid_size():
+  """Every resolution, every third QP from the best, the two top frame rates."""
+  return len(knobs.resolution().values) * len(knobs.quantization().values[::-1][::3]) * 2
 
 
 def test_run_records_every_method_and_resumes_without_recomputing(tmp_path, capsys):
@@ -25,14 +31,13 @@ def test_run_records_every_method_and_resumes_without_recomputing(tmp_path, caps
   for run in results["runs"]:
     for record in run["per_segment"]:
       assert 0.0 <= record["accuracy"] <= 1.0 and record["bytes"] > 0
-      assert record["dnn_frames"] == codec.kept_frames(10, record["fps"] / 10).sum()
+      assert record["dnn_frames"] == codec.kept_frames(10, record["config"]["frame_rate"] / 10).sum()
   oneadapt_segments = by_method["oneadapt"]["per_segment"]
   assert all(r["backward_passes"] == 2 for r in oneadapt_segments)
   # It starts on the middle rung of every ladder, rounded up.
-  assert (oneadapt_segments[0]["resolution"], oneadapt_segments[0]["qp"],
-          oneadapt_segments[0]["fps"]) == pytest.approx((2 / 3, 34.0, 10 / 3))
-  assert by_method["awstream"]["total"]["profiling_frames"] == 10 * len(
-      Workload("detection", "carphone", [], None, []).grid())
+  assert oneadapt_segments[0]["config"] == pytest.approx(
+      {"resolution": 2 / 3, "qp": 34.0, "frame_rate": 10 / 3})
+  assert by_method["awstream"]["total"]["profiling_frames"] == 10 * _grid_size()
   assert "oneadapt" in capsys.readouterr().out
 
 
@@ -59,9 +64,10 @@ def test_run_rejects_unknown_methods(tmp_path, capsys):
 
 
 def test_budget_moves_lambda_by_dual_ascent_on_real_bytes(tmp_path):
-  results = adapt.run(tmp_path, clip="carphone", lambdas=(), budgets=(1200.0,),
-                      methods=("oneadapt", "oracle"), static=False, max_segments=3,
-                      progress=False, verbose=False)
+  workload = workloads.build("video", source="carphone", max_segments=3)
+  results = experiment.run(workload, tmp_path, lambdas=(), budgets=(1200.0,),
+                           methods=("oneadapt", "oracle"), static=False, progress=False,
+                           verbose=False)
   runs = {r["method"]: r for r in results["runs"]}
   segments = runs["oneadapt"]["per_segment"]
   # The first segment (middle rungs) goes over 1200 bytes: lambda must rise.
@@ -77,16 +83,16 @@ def test_demo_writes_results_plot_and_comparison(tmp_path, capsys):
                    "--out", str(tmp_path), "--no-progress"]) == 0
   summary = json.loads((tmp_path / "results.json").read_text())
   (workload,) = summary["workloads"]
-  assert {r["method"] for r in workload["runs"]} == set(adapt.METHODS)
-  assert len(workload["static"]) == len(Workload("detection", "carphone", [], None, []).grid())
+  assert {r["method"] for r in workload["runs"]} == set(METHODS)
+  assert len(workload["static"]) == _grid_size()
   for run in workload["runs"]:
     total = run["total"]
     assert total["bytes"] == sum(s["bytes"] for s in run["per_segment"])
     assert 0 <= total["accuracy"] <= 1
   best = next(s for s in workload["static"] if s["config"] == {"resolution": 1.0, "qp": 20.0,
-                                                                 "fps": 10.0, "threshold": None})
+                                                                 "frame_rate": 10.0})
   assert best["total"]["accuracy"] == 1.0 and best["total"]["relative_bytes"] == 1.0
-  assert {row["baseline"] for row in workload["comparison"]} == set(adapt.BASELINES)
+  assert {row["baseline"] for row in workload["comparison"]} == set(BASELINES)
   assert (tmp_path / "tradeoff.png").stat().st_size > 10_000
   assert "OneAdapt bytes at matched accuracy" in capsys.readouterr().out
 
@@ -99,9 +105,10 @@ def test_headline_on_carphone_oneadapt_beats_the_profiling_baselines(tmp_path):
   AWStream 0.475 at 6.0% (its one-segment profile does not carry over), Chameleon 0.51 at 11.9%.
   The tolerances leave room for a different CPU's float rounding, not for a different story.
   """
-  results = adapt.run(tmp_path, clip="carphone", lambdas=(0.3,),
-                      methods=("oneadapt", "awstream", "chameleon"), static=False,
-                      progress=False, verbose=False)
+  workload = workloads.build("video", source="carphone")
+  results = experiment.run(workload, tmp_path, lambdas=(0.3,),
+                           methods=("oneadapt", "awstream", "chameleon"), static=False,
+                           progress=False, verbose=False)
   total = {r["method"]: r["total"] for r in results["runs"]}
   ours = total["oneadapt"]
   assert ours["accuracy"] >= 0.9 and ours["relative_bytes"] <= 0.12
@@ -116,20 +123,18 @@ def test_headline_on_carphone_oneadapt_beats_the_profiling_baselines(tmp_path):
 
 
 def test_controller_step_is_traced_once_across_segments_and_lambdas():
-  workload = Workload.build("detection", "carphone", max_segments=2)
+  workload = workloads.build("video", source="carphone", max_segments=2)
   for lam in (0.1, 3.0):
-    adapt.oneadapt(workload, adapt.Tradeoff(lam=lam))
-  from flax import nnx
-
-  graphdef, _ = nnx.split(workload.model)
-  gradients, reference, step = adapt._jitted(adapt.Controller(10, 2), graphdef,
-                                             workload.spec.proxy)
-  assert gradients._cache_size() == 1 and step._cache_size() == 1 and reference._cache_size() == 1
+    core.oneadapt(workload, core.Tradeoff(lam=lam))
+  bound = core.Controller().bind(workload)
+  gradients, step = bound.vmapped
+  assert gradients._cache_size() == 1 and step._cache_size() == 1
+  assert bound.jitted_reference._cache_size() == 1
 
 
 def test_dataset_source_gives_the_bundled_segments(tmp_path, capsys):
-  through_tfds = Workload.build("detection", "tfds:carphone", max_segments=2)
-  bundled = Workload.build("detection", "carphone", max_segments=2)
+  through_tfds = workloads.build("video", source="tfds:carphone", max_segments=2)
+  bundled = workloads.build("video", source="carphone", max_segments=2)
   for a, b in zip(through_tfds.segments, bundled.segments, strict=True):
     np.testing.assert_array_equal(a.frames, b.frames)
   assert cli.main(["run", "--dataset", "nosuchclip", "--out", str(tmp_path), "--no-progress"]) == 2

@@ -10,10 +10,10 @@ import time
 
 import pytest
 
-from oneadapt_jax import adapt, batch, cli
-from oneadapt_jax.workload import Tradeoff, Workload
+from oneadapt_jax import batch, cli, core, workloads
 
-CONFIG = {"clips": ["carphone"], "lambdas": [0.1, 1.0, 3.0], "max_segments": 3}
+CONFIG = {"kind": "video", "sources": ["carphone"], "lambdas": [0.1, 1.0, 3.0],
+          "budgets": [1500.0], "max_segments": 3}
 
 
 def _command(config_path, out):
@@ -35,15 +35,14 @@ def test_sharded_equals_single_device_and_sequential_and_resumes_after_kill(tmp_
   subprocess.run(_command(config_path, tmp_path / "four"), env=_env(4), check=True,
                  capture_output=True)
   four = json.loads((tmp_path / "four" / "results.json").read_text())
-  assert len(four["devices"]) == 4  # 3 runs padded to 4, one per device
+  assert len(four["devices"]) == 4  # 4 runs, one per device
   assert four["workloads"] == one["workloads"]
 
-  workload = Workload.build("detection", "carphone", max_segments=3)
+  workload = workloads.build("video", source="carphone", max_segments=3)
   for run in one["workloads"]["carphone"]["runs"]:
-    sequential = adapt.oneadapt(workload, Tradeoff(lam=run["lambda"]))
-    assert [(r.config, r.bytes, r.accuracy) for r in sequential] == [
-        ((s["resolution"], s["qp"], s["fps"], s["threshold"]), s["bytes"], s["accuracy"])
-        for s in run["per_segment"]]
+    tradeoff = core.Tradeoff(lam=run["lambda"], budget=run["budget"])
+    sequential = core.oneadapt(workload, tradeoff)
+    assert [r.to_json() for r in sequential] == run["per_segment"]
 
   # Kill -9 once the first segment is checkpointed, then run the same command again.
   killed_out = tmp_path / "killed"
@@ -64,16 +63,30 @@ def test_sharded_equals_single_device_and_sequential_and_resumes_after_kill(tmp_
 
 
 @pytest.mark.parametrize("content, message", [
-    ('{"clips": ["carphone"], "lambdas": [0.1], "colour": 1}', "unknown keys"),
-    ('{"clips": [], "lambdas": [0.1]}', "non-empty"),
-    ('{"clips": ["carphone"], "lambdas": [-1]}', "lambda"),
-    ('{"clips": ["carphone"', "not valid"),
+    ('{"sources": ["carphone"], "lambdas": [0.1], "colour": 1}', "unknown keys"),
+    ('{"sources": [], "lambdas": [0.1]}', "non-empty"),
+    ('{"sources": ["carphone"]}', "'lambdas' or 'budgets'"),
+    ('{"sources": ["carphone"], "lambdas": [-1]}', "lambda"),
+    ('{"kind": "radar", "lambdas": [0.1]}', "unknown kind of stream 'radar'"),
+    ('{"sources": ["carphone"', "not valid"),
 ])
 def test_bad_config_is_refused_with_its_reason(tmp_path, capsys, content, message):
   path = tmp_path / "batch.json"
   path.write_text(content)
   assert cli.main(["batch", str(path), "--out", str(tmp_path / "out"), "--no-progress"]) == 2
   assert message in capsys.readouterr().err
+
+
+def test_a_checkpoint_of_the_old_schema_is_refused(tmp_path, capsys):
+  path = tmp_path / "batch.json"
+  path.write_text(json.dumps({"kind": "audio", "lambdas": [0.1], "max_segments": 1}))
+  out = tmp_path / "out"
+  out.mkdir()
+  old = {"config": {}, "segments_done": 1, "settings": [], "opt_state": [], "records": []}
+  (out / "checkpoint-audio.json").write_text(json.dumps(old))
+  assert cli.main(["batch", str(path), "--out", str(out), "--no-progress"]) == 2
+  assert "older oneadapt-jax" in capsys.readouterr().err
+  assert json.loads((out / "checkpoint-audio.json").read_text()) == old
 
 
 def test_missing_config_is_named(tmp_path, capsys):

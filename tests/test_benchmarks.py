@@ -2,8 +2,8 @@
 benchmarks/RESULTS.md, not in assertions."""
 
 import json
-import sys
 import pathlib
+import sys
 
 import pytest
 

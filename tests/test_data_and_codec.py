@@ -57,7 +57,7 @@ def test_tfds_builder_reads_segments_without_tensorflow():
       "        assert float(ex['fps']) == 10.0\n"
       "assert 'tensorflow' not in sys.modules, 'TensorFlow was imported'\n"
       "print('ok')\n")
-  result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+  result = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True)
   assert result.returncode == 0 and "ok" in result.stdout, result.stderr[-3000:]
 
 

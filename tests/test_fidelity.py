@@ -21,7 +21,7 @@ def test_surrogate_bytes_rank_real_bytes_over_resolution_and_qp(clip):
   assert result.median_error_calibrated < 0.35
   knob = fidelity.calibrated(fidelity.surrogate_chain(), a, b)
   setting = {k: jnp.float32(1.0) for k in ("resolution", "frame_rate", "qp")}
-  full = [p for p in result.points if p["rungs"] == (5, 4, 15)][0]
+  full = next(p for p in result.points if p["rungs"] == (5, 4, 15))
   estimate = float(knob.cost(setting, jnp.asarray(frames.astype(np.float32) / 255)))
   assert estimate == pytest.approx(full["real_bytes"], rel=0.6)
 

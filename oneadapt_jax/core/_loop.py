@@ -1,0 +1,163 @@
+"""The one OneAdapt segment loop, for one run (`oneadapt run`) or many (`oneadapt batch`).
+
+The runs on one workload advance in lock-step, segment by segment. Per segment, each run's
+discrete configuration is sent for real and scored on the host (memoised: runs that agree share
+the send); then one jitted, `vmap`-ed AccGrad and Adam step update every run at once, the run
+axis sharded over a 1-D `Mesh` of `jax.devices()` (`NamedSharding(mesh, P("runs"))`; the model
+and the segment replicated). One run is a batch of one. Under a budget, each run's lambda follows
+dual ascent on its real bytes, in log space so that one segment far over budget does not throw
+it out of range: `lam <- max(0, lam + dual_step * log(bytes / budget))`.
+
+`LoopState` is everything a run needs to go on after segment `segments_done`; `checkpoint`
+receives it after every segment, and `resume` takes it back, so a killed job loses at most the
+segment in flight.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.experimental import multihost_utils
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
+from tqdm.auto import tqdm
+
+from oneadapt_jax.core._controller import Controller, config_of
+from oneadapt_jax.core._types import Record, Tradeoff
+from oneadapt_jax.core._workload import Workload
+
+
+@dataclasses.dataclass
+class LoopState:
+  """The state of every run after `segments_done` segments, as plain lists (JSON-ready).
+
+  Attributes:
+    segments_done: segments finished.
+    settings: the leaves of the runs' settings (each `[runs, ...]`), in tree order.
+    opt_state: the leaves of the runs' optimiser states, in tree order.
+    lams: each run's lambda (moved by dual ascent under a budget).
+    records: each run's records so far.
+  """
+
+  segments_done: int
+  settings: list
+  opt_state: list
+  lams: list[float]
+  records: list[list[Record]]
+
+  def to_json(self) -> dict:
+    return {"segments_done": self.segments_done, "settings": self.settings,
+            "opt_state": self.opt_state, "lams": self.lams,
+            "records": [[r.to_json() for r in run] for run in self.records]}
+
+  @classmethod
+  def from_json(cls, payload: dict, *, source: str) -> LoopState:
+    return cls(payload["segments_done"], payload["settings"], payload["opt_state"],
+               payload["lams"], [[Record.from_json(r, source=source) for r in run]
+                                 for run in payload["records"]])
+
+
+def mesh() -> Mesh:
+  """A 1-D mesh over every device, its axis named `"runs"`."""
+  return Mesh(np.asarray(jax.devices()), ("runs",))
+
+
+def _to_host(tree):
+  """A (possibly multi-host) sharded pytree as NumPy arrays on every process."""
+  if all(leaf.is_fully_addressable for leaf in jax.tree.leaves(tree)):
+    return jax.tree.map(np.asarray, tree)
+  return multihost_utils.process_allgather(tree)  # across hosts: replicated to every process
+
+
+def run_oneadapt(workload: Workload, tradeoffs: Sequence[Tradeoff], *,
+                 controller: Controller | None = None, start: float = 0.5,
+                 dual_step: float = 0.25, initial_lam: float = 0.0,
+                 resume: LoopState | None = None,
+                 checkpoint: Callable[[LoopState], None] | None = None,
+                 progress: bool = False) -> list[list[Record]]:
+  """OneAdapt on `workload` at each trade-off; returns each run's records.
+
+  Args:
+    workload: the stream and task.
+    tradeoffs: one run per trade-off (lambda or budget).
+    controller: the controller's hyper-parameters (default `Controller()`).
+    start: the setting of every knob on the first segment (0.5: the middle rung of every
+      ladder; 1.0: the best quality).
+    dual_step: dual ascent's step on `log(bytes / budget)` (budgets only).
+    initial_lam: lambda on the first segment (budgets only).
+    resume: a `LoopState` to go on from (from `checkpoint`).
+    checkpoint: called with the `LoopState` after each segment.
+    progress: show a progress bar over segments.
+
+  The first segment also runs the model forward on its picked frames at the best quality, for
+  the normalisation; that inference is charged as profiling.
+  """
+  if not tradeoffs:
+    raise ValueError("give at least one trade-off")
+  bound = (Controller() if controller is None else controller).bind(workload)
+  gradients, step = bound.vmapped
+  devices = mesh()
+  runs = NamedSharding(devices, P("runs"))
+  count = len(tradeoffs)
+  padded = math.ceil(count / devices.size) * devices.size  # every device gets whole runs
+  tradeoffs = list(tradeoffs) + [tradeoffs[-1]] * (padded - count)
+  setting, opt_state = bound.init(start)
+  settings = jax.tree.map(lambda x: jnp.broadcast_to(x, (padded,) + x.shape), setting)
+  opt_states = jax.tree.map(lambda x: jnp.broadcast_to(x, (padded,) + jnp.shape(x)), opt_state)
+  lams = [t.lam if t.lam is not None else initial_lam for t in tradeoffs]
+  records: list[list[Record]] = [[] for _ in range(count)]
+  first = 0
+  if resume is not None:
+    first, lams = resume.segments_done, list(resume.lams)
+    records = [list(run) for run in resume.records]
+    settings = jax.tree.unflatten(jax.tree.structure(settings),
+                                  [jnp.asarray(v, jnp.float32) for v in resume.settings])
+    leaves, treedef = jax.tree.flatten(opt_states)
+    opt_states = jax.tree.unflatten(treedef, [jnp.asarray(v, leaf.dtype)
+                                              for v, leaf in zip(resume.opt_state, leaves)])
+  settings = jax.device_put(settings, runs)
+  opt_states = jax.device_put(opt_states, runs)
+  refs = None
+  segments = range(first, workload.num_segments)
+  for i in tqdm(segments, desc=f"oneadapt {workload.kind} ({devices.size} device(s))",
+                disable=not progress):
+    raw = workload.raw(i)
+    if refs is None:  # the first segment's, also on resume
+      refs = tuple(jnp.maximum(r, 1e-6) for r in bound.jitted_reference(
+          bound.model_state, raw if i == 0 else workload.raw(0)))
+    host = _to_host(settings)
+    spent = []
+    for r in range(count):
+      config = config_of(bound.knob, {k: v[r] for k, v in host.items()})
+      outcome = workload.evaluate(i, config)
+      records[r].append(bound.record("oneadapt", i, config, outcome, lams[r]))
+      spent.append(outcome.bytes)
+    _, grads, _, grad_costs = gradients(bound.model_state, settings, raw)
+    for r, tradeoff in enumerate(tradeoffs):
+      if tradeoff.budget is not None:
+        used = spent[min(r, count - 1)] / (tradeoff.budget * workload.seconds_per_segment)
+        lams[r] = max(0.0, lams[r] + dual_step * float(np.log(used)))
+    settings, opt_states = step(settings, opt_states, grads, grad_costs, *refs,
+                                jnp.asarray(lams, jnp.float32))
+    if checkpoint is not None:
+      checkpoint(LoopState(
+          i + 1, [v.tolist() for v in jax.tree.leaves(_to_host(settings))],
+          [np.asarray(v).tolist() for v in jax.tree.leaves(_to_host(opt_states))],
+          [float(v) for v in lams], [list(run) for run in records]))
+  return records
+
+
+def oneadapt(workload: Workload, tradeoff: Tradeoff, *, grad_frames: int = 2,
+             learning_rate: float = 1.0, betas: tuple[float, float] = (0.5, 0.5),
+             in_rungs: bool = True, start: float = 0.5, dual_step: float = 0.25,
+             initial_lam: float = 0.0) -> list[Record]:
+  """OneAdapt as a method: one run of `run_oneadapt` (see there and `Controller`)."""
+  controller = Controller(grad_frames, learning_rate, tuple(betas), in_rungs)
+  (records,) = run_oneadapt(workload, [tradeoff], controller=controller, start=start, dual_step=dual_step,
+                            initial_lam=initial_lam)
+  return records

@@ -1,0 +1,126 @@
+"""The values every method passes around: configurations, outcomes, trade-offs and records.
+
+A configuration is a `dict[str, float]` from knob name to the physical value a real sender uses
+(`{"resolution": 0.5, "frame_rate": 5.0, "qp": 32.0}`), the same for every kind of stream.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any, NamedTuple
+
+import numpy as np
+
+Config = dict[str, float]
+
+#: The version of `records.jsonl`, batch checkpoints and `results.json`. Version 1 (before the
+#: workload protocol) stored video configurations as flat fields and audio/LiDAR ones as
+#: `settings`; it is refused with a message, never misread.
+SCHEMA_VERSION = 2
+
+
+def config_key(config: Mapping[str, float]) -> tuple:
+  """A hashable, order-free key of a configuration (for memos and sets)."""
+  return tuple(sorted((name, float(value)) for name, value in config.items()))
+
+
+class Outcome(NamedTuple):
+  """What one segment sent at one configuration really gave: accuracy against the best-quality
+  output, bytes on the wire, and frames the server ran the model on (one per forward pass)."""
+
+  accuracy: float
+  bytes: int
+  frames_sent: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Tradeoff:
+  """A fixed `lam` or a `budget` (bytes per second of stream); exactly one is set."""
+
+  lam: float | None = None
+  budget: float | None = None
+
+  def __post_init__(self):
+    if (self.lam is None) == (self.budget is None):
+      raise ValueError("a trade-off is a lambda or a budget (bytes/s), exactly one")
+    if self.lam is not None and not (np.isfinite(self.lam) and self.lam >= 0):
+      raise ValueError(f"lambda must be finite and >= 0, got {self.lam}")
+    if self.budget is not None and not (np.isfinite(self.budget) and self.budget > 0):
+      raise ValueError(f"budget must be a positive number of bytes per second, got {self.budget}")
+
+  @property
+  def label(self) -> str:
+    return f"lambda={self.lam:g}" if self.lam is not None else f"budget={self.budget:g}B/s"
+
+  def score(self, accuracy: float, num_bytes: float, best_bytes: float, seconds: float = 1.0):
+    """A key to maximise: utility for a lambda; for a budget, the most accurate configuration
+    that fits, or the cheapest when none does."""
+    if self.lam is not None:
+      return (1, utility(accuracy, num_bytes, best_bytes, self.lam))
+    if num_bytes <= self.budget * seconds:
+      return (1, accuracy)
+    return (0, -num_bytes)
+
+
+def utility(accuracy: float, num_bytes: float, best_bytes: float, lam: float) -> float:
+  """`accuracy - lam * bytes / best_bytes`: the paper's utility, bytes normalised by the
+  best-quality configuration's."""
+  return accuracy - lam * num_bytes / best_bytes
+
+
+class SchemaError(ValueError):
+  """A records, checkpoint or results file written by another version of oneadapt-jax."""
+
+
+@dataclasses.dataclass
+class Record:
+  """One method's decision on one segment of any kind of stream, and everything it cost.
+
+  Attributes:
+    method: the method's registered name (`"oneadapt"`, `"awstream"`, `"static"`, ...).
+    segment: the segment's index.
+    config: knob name -> physical value sent (see `Config`).
+    accuracy: the real metric against the model's output on the best-quality input.
+    bytes: real bytes sent.
+    dnn_frames: forward passes on what was sent.
+    backward_passes: backward passes (AccGrad), one per frame it ran on.
+    profiling_frames: forward passes spent on configurations not sent.
+    camera_encodes: encodes the camera ran for this segment.
+    lam: the trade-off in force (dual ascent moves it under a budget).
+  """
+
+  method: str
+  segment: int
+  config: Config
+  accuracy: float
+  bytes: int
+  dnn_frames: int
+  backward_passes: int = 0
+  profiling_frames: int = 0
+  camera_encodes: int = 1
+  lam: float | None = None
+
+  def to_json(self) -> dict[str, Any]:
+    return dataclasses.asdict(self)
+
+  @classmethod
+  def from_json(cls, entry: Mapping[str, Any], *, source: str = "a results file") -> Record:
+    """The record of a JSON object; a version-1 record gets a `SchemaError` saying what to do."""
+    if not isinstance(entry.get("config"), dict):
+      raise SchemaError(
+          f"{source} was written by an older oneadapt-jax (records without a `config` dict, "
+          f"schema 1; this version reads schema {SCHEMA_VERSION}). Move it away, or choose "
+          "another --out, to start afresh.")
+    fields = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in entry.items() if k in fields})
+
+
+def check_schema(payload: Mapping[str, Any], *, source: str) -> None:
+  """Raises `SchemaError` unless `payload` says it is of this version's schema."""
+  found = payload.get("schema")
+  if found != SCHEMA_VERSION:
+    raise SchemaError(
+        f"{source} was written by {'an older' if found is None else 'another'} oneadapt-jax "
+        f"(schema {found or 1}; this version reads schema {SCHEMA_VERSION}). Move it away, or "
+        "choose another --out, to start afresh.")

@@ -1,0 +1,182 @@
+"""The `Workload` protocol: one kind of stream with a task, as every method sees it.
+
+The controller, every baseline, the oracle, the batch job, the proxy check and the CLI take a
+`Workload` and never ask what kind of stream it is. A kind of stream (video, audio, LiDAR, or
+one of your own) implements the protocol in its own folder under `oneadapt_jax/workloads/` and
+registers a builder there (`oneadapt_jax.workloads.REGISTRY`).
+
+Two helpers implement most of it: `WorkloadBase` (memoised evaluation, the best
+configuration, the grid of the chain's ladders) and `SentWorkload`, for streams whose server
+runs the model once on each segment it receives (audio, LiDAR): a subclass of it names its
+knob chain, model, proxy, metric and real sender, and is done.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import itertools
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+import knobs
+from oneadapt_jax.core._types import Config, Outcome, config_key
+
+
+@runtime_checkable
+class Workload(Protocol):
+  """One kind of stream with a task: what every adaptation method needs, and nothing more.
+
+  Attributes:
+    kind: the kind of stream (`"video"`, `"audio"`, ...), for records and labels only.
+    task: what the model does, e.g. `"detection"`.
+    source: where the segments come from (a clip's name, a file, a stream's description).
+    knob: the differentiable knob chain in sending order (`knobs.chain`); its `values` are the
+      ladders a real sender uses, its `cost` the differentiable byte estimate.
+    model: the server's NNX model.
+    proxy: `outputs -> scalar`, the differentiable accuracy proxy OneAdapt ascends.
+    num_segments: segments in the stream.
+    frames_per_segment: forward passes the server runs on a segment at full rate.
+    seconds_per_segment: the stream time one segment covers.
+    extra_knobs: knobs the real sender has besides the chain (video: Reducto's
+      `"frame_filter"`); a configuration may name them, and methods declare which they need.
+  """
+
+  kind: str
+  task: str
+  source: str
+  knob: knobs.Knob
+  model: nnx.Module
+  proxy: Callable[[Any], jax.Array]
+  num_segments: int
+  frames_per_segment: int
+  seconds_per_segment: float
+  extra_knobs: Mapping[str, knobs.Knob]
+
+  def raw(self, index: int) -> Any:
+    """Segment `index` as `knob.apply` takes it."""
+
+  def shown(self, setting: Any, raw: Any, frames: Sequence[int]) -> Any:
+    """What the server's model sees of `raw` at `setting`, on the given frame indices (a stream
+    inferred once per segment ignores `frames`). Differentiable in `setting`."""
+
+  def observe(self, index: int, config: Config) -> tuple[Any, Outcome]:
+    """Segment `index` sent for real at `config`: `(model outputs on what was received,
+    Outcome)`. One send and one inference."""
+
+  def evaluate(self, index: int, config: Config) -> Outcome:
+    """`observe`'s outcome, memoised: methods ask for the same configurations again."""
+
+  @property
+  def best(self) -> Config:
+    """The best-quality configuration: every ladder's top."""
+
+  def best_bytes(self, index: int) -> int:
+    """Bytes of segment `index` at `best`: the normaliser of the bytes in the utility."""
+
+  def grid(self) -> list[Config]:
+    """The joint configurations the profiling baselines and the oracle search, each with its
+    keys in the order a knob-at-a-time search (Chameleon) walks them."""
+
+
+class WorkloadBase:
+  """The parts of `Workload` that follow from the chain and a memo. A subclass sets the
+  attributes and implements `observe`; `segments` holds the stream's segments."""
+
+  kind: ClassVar[str]
+  task: str
+  source: str
+  knob: knobs.Knob
+  segments: Sequence[Any]
+  frames_per_segment: int = 1
+  seconds_per_segment: float = 1.0
+  extra_knobs: Mapping[str, knobs.Knob] = {}
+
+  @property
+  def num_segments(self) -> int:
+    return len(self.segments)
+
+  @functools.cached_property
+  def _memo(self) -> dict:
+    """`(segment, config_key) -> Outcome` of every configuration sent so far."""
+    return {}
+
+  def raw(self, index: int) -> Any:
+    return jax.tree.map(jnp.asarray, self.segments[index])
+
+  def shown(self, setting, raw, frames):
+    del frames  # one forward pass covers the whole segment
+    return self.knob.apply(setting, raw)
+
+  def observe(self, index: int, config: Config) -> tuple[Any, Outcome]:
+    raise NotImplementedError
+
+  def remember(self, index: int, config: Config, outcome: Outcome) -> Outcome:
+    """Stores an outcome `observe` computed, for `evaluate`."""
+    self._memo[(index, config_key(config))] = outcome
+    return outcome
+
+  def evaluate(self, index: int, config: Config) -> Outcome:
+    key = (index, config_key(config))
+    if key not in self._memo:
+      self.observe(index, dict(config))
+    return self._memo[key]
+
+  @property
+  def best(self) -> Config:
+    return {name: float(values[-1]) for name, values in self.knob.values.items()}
+
+  def best_bytes(self, index: int) -> int:
+    return self.evaluate(index, self.best).bytes
+
+  def ladders(self, *, stride: int = 1) -> dict[str, tuple[float, ...]]:
+    """Every knob's ladder, every `stride`-th rung counted from the best (which is kept)."""
+    return {name: tuple(float(v) for v in values[::-1][::stride][::-1])
+            for name, values in self.knob.values.items()}
+
+  def grid(self) -> list[Config]:
+    ladders = self.ladders()
+    return [dict(zip(ladders, combo)) for combo in itertools.product(*ladders.values())]
+
+
+@dataclasses.dataclass(eq=False)
+class SentWorkload(WorkloadBase):
+  """A stream whose server runs the model once on each segment it receives.
+
+  A subclass sets `kind` and `task` and implements `send`; the constructor takes the segments,
+  the knob chain, the model, the proxy and the metric, and computes the references (the model's
+  outputs on the raw segments).
+
+  Attributes:
+    metric: `(outputs, reference outputs) -> float` in `[0, 1]`, on NumPy arrays.
+  """
+
+  source: str
+  segments: Sequence[Any]
+  knob: knobs.Knob
+  model: nnx.Module
+  proxy: Callable[[Any], jax.Array]
+  metric: Callable[[np.ndarray, np.ndarray], float]
+  references: list = dataclasses.field(default_factory=list, repr=False)
+
+  def __post_init__(self):
+    if not self.segments:
+      raise ValueError(f"the {self.kind} stream {self.source!r} has no segments to adapt over")
+    self._infer = jax.jit(lambda data: self.model(data))
+    if not self.references:
+      self.references = [np.asarray(self._infer(self.raw(i))) for i in range(self.num_segments)]
+
+  def send(self, index: int, config: Config) -> tuple[Any, int]:
+    """`(what the server receives of segment index at config, bytes sent)`: the real sender."""
+    raise NotImplementedError
+
+  def observe(self, index: int, config: Config) -> tuple[Any, Outcome]:
+    received, num_bytes = self.send(index, config)
+    outputs = self._infer(jax.tree.map(jnp.asarray, received))
+    accuracy = self.metric(np.asarray(outputs), self.references[index])
+    return outputs, self.remember(index, config, Outcome(accuracy, num_bytes, 1))

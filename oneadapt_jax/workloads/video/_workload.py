@@ -1,0 +1,168 @@
+"""Video: a task on a clip, sent for real with x264, the model run on what was decoded.
+
+Knobs, in sending order: `resolution` -> `frame_rate` -> `qp` (`knob_chain`; only the
+quantization member counts bytes, with the rate model that `oneadapt fidelity` checks against
+x264). The real sender (`oneadapt_jax.codec.encode`) scales, drops frames, encodes at the QP and
+decodes; a frame not sent reuses the output of the last frame sent (what the server does), and
+the metric is taken over every frame against the model's output on the raw frames (the
+reference, as in the paper). Reducto's camera-side `frame_filter` is an extra knob of the sender.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+import knobs
+import models
+from oneadapt_jax import codec, data, metrics
+from oneadapt_jax.core import Config, Outcome, WorkloadBase
+from oneadapt_jax.workloads.video._tasks import TASKS, Task, per_frame
+
+
+def knob_chain(source_fps: float = data.ANALYSIS_FPS) -> knobs.Knob:
+  """resolution -> frame_rate -> quantization; the quantization member counts the bytes."""
+  return knobs.chain(
+      resolution=knobs.scale_cost(knobs.resolution(), 0.0, unit="bytes"),
+      frame_rate=knobs.scale_cost(knobs.frame_rate(source_fps=source_fps), 0.0, unit="bytes"),
+      qp=knobs.quantization(),
+  )
+
+
+def _check(task: str, proxy: str | None) -> None:
+  if task not in TASKS:
+    raise ValueError(f"unknown task {task!r}; available: {sorted(TASKS)}")
+  if proxy is not None and proxy not in TASKS[task].alternatives:
+    raise ValueError(f"task {task!r} has no proxy {proxy!r}; besides its default it has "
+                     f"{sorted(TASKS[task].alternatives) or 'none'}")
+
+
+@dataclasses.dataclass(eq=False)
+class VideoWorkload(WorkloadBase):
+  """A task on a clip: the model, its proxy and metric, the segments and their references.
+
+  Attributes:
+    task: a name in `TASKS`.
+    source: the clip's name, `tfds:NAME` or a video file's path.
+    segments: `oneadapt_jax.data.Segment`s of one frame rate and size.
+    model: the task's model.
+    proxy_name: one of the task's `alternatives`; `None`, its default proxy.
+    preset: the x264 preset of the real sender.
+    qp_stride: the profiling grid takes every `qp_stride`-th QP (the best included).
+  """
+
+  kind = "video"
+  task: str
+  source: str
+  segments: list
+  model: nnx.Module
+  proxy_name: str | None = None
+  preset: str = "veryfast"
+  qp_stride: int = 3
+  references: list = dataclasses.field(default_factory=list, repr=False)
+
+  def __post_init__(self):
+    _check(self.task, self.proxy_name)
+    if not self.segments:
+      raise ValueError(f"clip {self.source!r} has no segments to adapt over")
+    self.source_fps = float(self.segments[0].fps)
+    self.knob = knob_chain(self.source_fps)
+    self.extra_knobs = {"frame_filter": knobs.frame_filter()}
+    self._infer = jax.jit(lambda x: self.model(x))
+    if not self.references:
+      self.references = [self.post(self._infer(jnp.asarray(s.as_float())))
+                         for s in self.segments]
+
+  @property
+  def spec(self) -> Task:
+    return TASKS[self.task]
+
+  @property
+  def proxy(self):
+    spec = self.spec
+    return spec.proxy if self.proxy_name is None else spec.alternatives[self.proxy_name]
+
+  @property
+  def frames_per_segment(self) -> int:
+    return len(self.segments[0].frames)
+
+  @property
+  def seconds_per_segment(self) -> float:
+    return self.frames_per_segment / self.source_fps
+
+  def raw(self, index: int) -> jax.Array:
+    """Segment `index` as the knobs take it: `float32 [T, H, W, 3]` in `[0, 1]`."""
+    return jnp.asarray(self.segments[index].as_float())
+
+  def shown(self, setting, raw, frames):
+    """The knobs' output on the given frames: what the model sees of them."""
+    return self.knob.apply(setting, raw)[..., frames, :, :, :]
+
+  def grid(self) -> list[Config]:
+    """Every resolution, every `qp_stride`-th QP (the best included) and the two top frame
+    rates; a knob-at-a-time search walks resolution, QP, then frame rate."""
+    ladders = self.ladders()
+    qps = self.ladders(stride=self.qp_stride)["qp"]
+    return [{"resolution": r, "qp": q, "frame_rate": f} for r, q, f in
+            itertools.product(ladders["resolution"], qps, ladders["frame_rate"][-2:])]
+
+  def post(self, outputs):
+    return per_frame(self.spec, self.model, outputs, self.segments[0].size)
+
+  def encode(self, index: int, config: Config) -> codec.Encoding:
+    """The real sender: x264 at the configuration (frames filtered first when it names a
+    `frame_filter` threshold)."""
+    frames = self.segments[index].frames
+    sent = None
+    if config.get("frame_filter") is not None:
+      sent = np.asarray(knobs.frame_filter_sent(frames.astype(np.float32) / 255.0,
+                                                config["frame_filter"]))
+    fps = config.get("frame_rate", self.source_fps)
+    return codec.encode(frames, resolution=config["resolution"], qp=config["qp"],
+                        fps=None if fps >= self.source_fps else fps,
+                        source_fps=self.source_fps, sent=sent, preset=self.preset)
+
+  def observe(self, index: int, config: Config):
+    """The model on the frames sent; a frame not sent reuses the output of the last frame sent,
+    and the metric is taken over every frame. Returns the outputs on the frames sent."""
+    encoded = self.encode(index, config)
+    sent = np.flatnonzero(encoded.sent)
+    held = np.cumsum(encoded.sent) - 1  # which sent frame each frame shows
+    outputs = self._infer(jnp.asarray(encoded.as_float()[sent]))
+    shown = self.post(jax.tree.map(lambda o: o[held], outputs))
+    accuracy = metrics.segment_mean(self.spec.metric, shown, self.references[index])
+    return outputs, self.remember(index, config,
+                                  Outcome(accuracy, encoded.num_bytes, encoded.frames_sent))
+
+
+def build(*, task: str = "detection", source: str = "carphone", proxy: str | None = None,
+          max_segments: int | None = None, segment_seconds: float = 1.0,
+          preset: str = "veryfast") -> VideoWorkload:
+  """A video workload. `source`: a bundled clip's name (`oneadapt_jax.data.CLIPS`), `tfds:NAME`
+  for the same clip read through the tensorflow-datasets builder (`oneadapt_jax.tfds_video`), or
+  the path of a video file. `proxy`: another proxy of the task to ascend (e.g. `"expected_f1"`
+  for detection)."""
+  _check(task, proxy)  # before any clip is decoded or model loaded
+  if source.startswith("tfds:"):
+    if segment_seconds != 1.0:
+      raise ValueError("the tfds builder stores 1-s segments (config fps10_1s)")
+    from oneadapt_jax import tfds_video
+
+    reader = tfds_video.data_source(source.removeprefix("tfds:"))
+    segments = [data.Segment(np.asarray(e["frames"]), str(e["clip"]), int(e["index"]),
+                             float(e["fps"]))
+                for e in (reader[i] for i in range(len(reader)))]
+    segments = sorted(segments, key=lambda s: s.index)[:max_segments]
+  elif source in data.CLIPS:
+    segments = data.clip_segments(source, segment_seconds=segment_seconds)[:max_segments]
+  else:  # a video file of the user's
+    segments = data.from_video(source, segment_seconds=segment_seconds,
+                               progress=False)[:max_segments]
+  if not segments:
+    raise ValueError(f"clip {source!r} has no segments to adapt over")
+  return VideoWorkload(task, source, segments, models.load(TASKS[task].model), proxy, preset)
