@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 OUT ?= results/demo
 PYTEST_ARGS ?= -n 2
 
-.PHONY: assets system-deps demo test test-all fidelity bench clean-venv
+.PHONY: assets system-deps demo test test-all lint fidelity bench clean-venv
 
 # espeak-ng (Debian) synthesises the audio workload's speech. Installed once, as root or with sudo.
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
@@ -36,6 +36,9 @@ test: assets
 
 test-all: assets
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
 
 fidelity: assets
 	$(BIN)/oneadapt fidelity --out results/fidelity
