@@ -141,6 +141,33 @@ class Bound:
             jax.jit(jax.vmap(self.step, in_axes=(0, 0, 0, 0, None, None, 0))))
 
   @functools.cached_property
+  def batch_of_one(self):
+    """`vmapped`'s signature, for one run, compiled without `vmap`.
+
+    `vmap` lets XLA reassociate the model's sums, which moves AccGrad in its sixth digit, and
+    Adam's normalised step can turn that into a rung of difference some segments later. One run
+    therefore runs the unbatched program, so that `oneadapt run` gives the same records however
+    it is called; runs batched with others agree with it to float rounding.
+    """
+    gradients, step = self.jitted
+    first = functools.partial(jax.tree.map, lambda x: x[0])
+    batch = functools.partial(jax.tree.map, lambda x: x[None])
+
+    def one_gradients(state, settings, raw):
+      return batch(gradients(state, first(settings), raw))
+
+    def one_step(settings, opt_states, grads, grad_costs, proxy_ref, cost_ref, lams):
+      return batch(step(first(settings), first(opt_states), first(grads), first(grad_costs),
+                        proxy_ref, cost_ref, lams[0]))
+
+    return one_gradients, one_step
+
+  @functools.cached_property
+  def jitted(self):
+    """`(gradients, step)` for one run, jitted."""
+    return jax.jit(self.gradients), jax.jit(self.step)
+
+  @functools.cached_property
   def jitted_reference(self):
     return jax.jit(self.reference)
 

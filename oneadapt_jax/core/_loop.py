@@ -100,11 +100,11 @@ def run_oneadapt(workload: Workload, tradeoffs: Sequence[Tradeoff], *,
   if not tradeoffs:
     raise ValueError("give at least one trade-off")
   bound = (Controller() if controller is None else controller).bind(workload)
-  gradients, step = bound.vmapped
   devices = mesh()
   runs = NamedSharding(devices, P("runs"))
   count = len(tradeoffs)
   padded = math.ceil(count / devices.size) * devices.size  # every device gets whole runs
+  gradients, step = bound.vmapped if padded > 1 else bound.batch_of_one
   tradeoffs = list(tradeoffs) + [tradeoffs[-1]] * (padded - count)
   setting, opt_state = bound.init(start)
   settings = jax.tree.map(lambda x: jnp.broadcast_to(x, (padded,) + x.shape), setting)
