@@ -152,12 +152,14 @@ def run_oneadapt(workload: Workload, tradeoffs: Sequence[Tradeoff], *,
   return records
 
 
-def oneadapt(workload: Workload, tradeoff: Tradeoff, *, grad_frames: int = 2,
+def oneadapt(workload: Workload, tradeoff: Tradeoff, *, grad_frames: int | None = 2,
              learning_rate: float = 1.0, betas: tuple[float, float] = (0.5, 0.5),
              in_rungs: bool = True, start: float = 0.5, dual_step: float = 0.25,
              initial_lam: float = 0.0) -> list[Record]:
-  """OneAdapt as a method: one run of `run_oneadapt` (see there and `Controller`)."""
-  controller = Controller(grad_frames, learning_rate, tuple(betas), in_rungs)
-  (records,) = run_oneadapt(workload, [tradeoff], controller=controller, start=start, dual_step=dual_step,
-                            initial_lam=initial_lam)
+  """OneAdapt as a method: one run of `run_oneadapt` (see there and `Controller`;
+  `grad_frames=None`: the backward pass on every frame)."""
+  frames = workload.frames_per_segment if grad_frames is None else grad_frames
+  controller = Controller(frames, learning_rate, tuple(betas), in_rungs)
+  (records,) = run_oneadapt(workload, [tradeoff], controller=controller, start=start,
+                            dual_step=dual_step, initial_lam=initial_lam)
   return records
