@@ -16,8 +16,8 @@ def _grid_size():
 
 
 def test_run_records_every_method_and_resumes_without_recomputing(tmp_path, capsys):
-  args = ["run", "--clip", "carphone", "--max-segments", "2", "--lambda", "0.3", "--out",
-          str(tmp_path), "--no-progress", "--no-static"]
+  args = ["run", "--config", "video:runlocal", "--out", str(tmp_path), "--no-progress",
+          "--no-static"]  # carphone, 2 segments, lambda 0.3
   assert cli.main(args + ["--methods", "oneadapt"]) == 0
   log = tmp_path / "records.jsonl"
   assert len(log.read_text().splitlines()) == 1
@@ -79,8 +79,8 @@ def test_budget_moves_lambda_by_dual_ascent_on_real_bytes(tmp_path):
 
 
 def test_demo_writes_results_plot_and_comparison(tmp_path, capsys):
-  assert cli.main(["demo", "--clips", "carphone", "--max-segments", "2", "--lambda", "0.3",
-                   "--out", str(tmp_path), "--no-progress"]) == 0
+  assert cli.main(["demo", "--config", "demo:runlocal", "--out", str(tmp_path),
+                   "--no-progress"]) == 0  # carphone, 2 segments, lambda 0.3
   summary = json.loads((tmp_path / "results.json").read_text())
   (workload,) = summary["workloads"]
   assert {r["method"] for r in workload["runs"]} == set(METHODS)

@@ -1,7 +1,8 @@
 """The demo: face detection on carphone and bikes, OneAdapt against every baseline.
 
 Command: `make demo` (`oneadapt demo`, or `oneadapt run --config demo`).
-Runtime: about 12 minutes on 2 CPU cores (`demo:runlocal`: under a minute).
+Runtime: 12 minutes on 2 CPU cores (the README's figure); `demo:runlocal` is what
+tests/test_adapt.py's demo test runs.
 Expected: the tables and comparison of the README's "What the demo measured here".
 """
 

@@ -1,7 +1,8 @@
 """One video task on one clip: every method at three lambdas, and the static sweep.
 
 Command: `oneadapt run` (`--config video`; `--clip`, `--task`, `--proxy` ... override it).
-Runtime: about 3 minutes for carphone on 2 CPU cores (`video:runlocal`: under a minute).
+Runtime: carphone is 4 of the demo's 14 segments, so a few of its 12 minutes (not timed alone);
+`video:runlocal` (2 segments, one lambda) is what tests/test_adapt.py runs.
 Expected: on carphone at lambda 0.3, OneAdapt at about 0.95 accuracy and 9% of the best-quality
 bytes (the README's demo table).
 """
