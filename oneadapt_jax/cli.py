@@ -60,6 +60,9 @@ def _parser() -> argparse.ArgumentParser:
   source.add_argument("--dataset", help="a bundled clip read through the tensorflow-datasets "
                                         "builder (oneadapt_jax.tfds_video), e.g. carphone")
   run.add_argument("--task", default=None, choices=TASKS)
+  run.add_argument("--model", default=None,
+                   help="the task's model, where it has several (video detection: blazeface, "
+                        "pedestrian_ssdlite, pedestrian_ssdlite_whole; default: the clip's)")
   run.add_argument("--proxy", default=None,
                    help="another proxy of the task for OneAdapt to ascend: expected_f1 "
                         "(detection); default: the task's own (`oneadapt proxy-check`)")
@@ -90,13 +93,14 @@ def _parser() -> argparse.ArgumentParser:
   return parser
 
 
-def _apply(config: dict, *, sources=None, task=None, proxy=None, max_segments=None,
+def _apply(config: dict, *, sources=None, task=None, proxy=None, max_segments=None, model=None,
            **top) -> dict:
   """`config` with the command line's flags that were given laid over it."""
   config = {**config, "workload": dict(config.get("workload", {}))}
   if sources is not None:
     config["sources"] = list(sources)
-  for key, value in (("task", task), ("proxy", proxy), ("max_segments", max_segments)):
+  for key, value in (("task", task), ("proxy", proxy), ("max_segments", max_segments),
+                     ("model", model)):
     if value is not None:
       config["workload"][key] = value
   config.update({k: v for k, v in top.items() if v is not None})
@@ -157,7 +161,8 @@ def main(argv: list[str] | None = None) -> int:
         config["lambdas"] = []
       config = _apply(config, sources=None if source is None else [source],
                       lambdas=args.lambdas, budgets=args.budgets, methods=args.methods,
-                      task=args.task, proxy=args.proxy, max_segments=args.max_segments)
+                      task=args.task, proxy=args.proxy, max_segments=args.max_segments,
+                      model=args.model)
       if args.no_static:
         config["static"] = False
       experiment.run_config(config, args.out, subfolders=False if len(config.get("sources") or

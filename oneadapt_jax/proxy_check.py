@@ -43,7 +43,7 @@ from tqdm.auto import tqdm
 import models
 from oneadapt_jax import data
 from oneadapt_jax.core import Config, Workload
-from oneadapt_jax.workloads.video import TASKS, VideoWorkload
+from oneadapt_jax.workloads.video import TASKS, VideoWorkload, default_model, task_spec
 
 RESOLUTIONS = (0.25, 1 / 3, 0.5, 0.75, 1.0)
 QPS = (20, 30, 38, 44, 50)
@@ -97,9 +97,10 @@ def proxy_metric_correlation(task: str, clip: str, segment_index: int = 0, *,
   Returns the task's proxy's `spearman`, its `proxy` and the `metric` values per setting, and
   `alternatives`: the Spearman of each of the task's other proxies on the same outputs.
   """
-  spec = TASKS[task]
+  spec = task_spec(task, default_model(task, clip))
   segment = data.clip_segments(clip)[segment_index]
-  workload = VideoWorkload(task, clip, [segment], models.load(spec.model), preset=preset)
+  workload = VideoWorkload(task, clip, [segment], models.load(spec.model), preset=preset,
+                           model_name=spec.model)
   configs = [{"resolution": float(r), "qp": float(q), "frame_rate": segment.fps}
              for r in resolutions for q in qps]
   result = check(workload, configs=configs, proxies=spec.alternatives, progress=progress)

@@ -10,9 +10,9 @@ from oneadapt_jax import cli, codec, core, experiment, workloads
 from oneadapt_jax.baselines import BASELINES, METHODS
 
 
-def _grid_size():
-  """Every resolution, every third QP from the best, the two top frame rates."""
-  return len(knobs.resolution().values) * len(knobs.quantization().values[::-1][::3]) * 2
+def _grid_size(qp_stride=3):
+  """Every resolution, every `qp_stride`-th QP from the best, the two top frame rates."""
+  return len(knobs.resolution().values) * len(knobs.quantization().values[::-1][::qp_stride]) * 2
 
 
 def test_run_records_every_method_and_resumes_without_recomputing(tmp_path, capsys):
@@ -80,18 +80,21 @@ def test_budget_moves_lambda_by_dual_ascent_on_real_bytes(tmp_path):
 
 def test_demo_writes_results_plot_and_comparison(tmp_path, capsys):
   assert cli.main(["demo", "--config", "demo:runlocal", "--out", str(tmp_path),
-                   "--no-progress"]) == 0  # carphone, 2 segments, lambda 0.3
+                   "--no-progress"]) == 0  # vtest, 2 segments, lambda 0.3
   summary = json.loads((tmp_path / "results.json").read_text())
   (workload,) = summary["workloads"]
+  assert workload["source"] == "vtest"
   assert {r["method"] for r in workload["runs"]} == set(METHODS)
-  assert len(workload["static"]) == _grid_size()
+  assert len(workload["static"]) == _grid_size(qp_stride=8)
   for run in workload["runs"]:
     total = run["total"]
     assert total["bytes"] == sum(s["bytes"] for s in run["per_segment"])
     assert 0 <= total["accuracy"] <= 1
   best = next(s for s in workload["static"] if s["config"] == {"resolution": 1.0, "qp": 20.0,
                                                                  "frame_rate": 10.0})
-  assert best["total"]["accuracy"] == 1.0 and best["total"]["relative_bytes"] == 1.0
+  # Pedestrians at QP 20 against the raw frames: with one to three people a frame, one box
+  # that flips across the 0.5 score or IoU line costs a frame a third of its F1 (measured: 0.875).
+  assert best["total"]["accuracy"] >= 0.8 and best["total"]["relative_bytes"] == 1.0
   assert {row["baseline"] for row in workload["comparison"]} == set(BASELINES)
   assert (tmp_path / "tradeoff.png").stat().st_size > 10_000
   assert "OneAdapt bytes at matched accuracy" in capsys.readouterr().out

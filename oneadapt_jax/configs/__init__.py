@@ -24,7 +24,7 @@ import json
 import pathlib
 
 #: The bundled experiments.
-NAMES = ("demo", "video", "audio", "lidar")
+NAMES = ("demo", "video", "vtest", "audio", "lidar")
 KEYS = ("kind", "workload", "sources", "lambdas", "budgets", "methods", "static")
 
 

@@ -39,6 +39,37 @@ TASKS = {
 }
 
 
+#: Tasks run by another model than the task's own: `MODEL_TASKS[model]`.
+MODEL_TASKS = {
+    name: Task(name, proxies.soft_count,
+               lambda m, o, size, name=name: models.postprocess(name, m, o, size).boxes,
+               metrics.detection,
+               {"expected_f1": proxies.expected_f1, "anchor_count": proxies.detection})
+    for name in ("pedestrian_ssdlite", "pedestrian_ssdlite_whole")
+}
+#: The model a task runs on a clip by default where it is not the task's own (people, not faces,
+#: on the surveillance clip).
+CLIP_MODELS = {"vtest": {"detection": "pedestrian_ssdlite"}}
+
+
+def task_spec(task: str, model: str | None = None) -> Task:
+  """The task's spec with `model` (`None`: the task's own)."""
+  if model is None or model == TASKS[task].model:
+    return TASKS[task]
+  spec = MODEL_TASKS.get(model)
+  if spec is None or spec.metric is not TASKS[task].metric:
+    options = [TASKS[task].model] + [m for m, s in MODEL_TASKS.items()
+                                     if s.metric is TASKS[task].metric]
+    raise ValueError(f"task {task!r} cannot run model {model!r}; it runs {options}")
+  return spec
+
+
+def default_model(task: str, source: str) -> str:
+  """The model `task` runs on `source` unless told otherwise."""
+  clip = source.removeprefix("tfds:")
+  return CLIP_MODELS.get(clip, {}).get(task, TASKS[task].model)
+
+
 def per_frame(task: Task, model, outputs: dict, frame_size: tuple[int, int]) -> list:
   """Post-processes a segment's outputs (leading axis = frames) frame by frame."""
   count = jax.tree.leaves(outputs)[0].shape[0]

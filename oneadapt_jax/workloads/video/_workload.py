@@ -22,7 +22,7 @@ import knobs
 import models
 from oneadapt_jax import codec, data, metrics
 from oneadapt_jax.core import Config, Outcome, WorkloadBase
-from oneadapt_jax.workloads.video._tasks import TASKS, Task, per_frame
+from oneadapt_jax.workloads.video._tasks import TASKS, Task, default_model, per_frame, task_spec
 
 
 def knob_chain(source_fps: float = data.ANALYSIS_FPS) -> knobs.Knob:
@@ -34,12 +34,13 @@ def knob_chain(source_fps: float = data.ANALYSIS_FPS) -> knobs.Knob:
   )
 
 
-def _check(task: str, proxy: str | None) -> None:
+def _check(task: str, proxy: str | None, model: str | None = None) -> None:
   if task not in TASKS:
     raise ValueError(f"unknown task {task!r}; available: {sorted(TASKS)}")
-  if proxy is not None and proxy not in TASKS[task].alternatives:
-    raise ValueError(f"task {task!r} has no proxy {proxy!r}; besides its default it has "
-                     f"{sorted(TASKS[task].alternatives) or 'none'}")
+  spec = task_spec(task, model)
+  if proxy is not None and proxy not in spec.alternatives:
+    raise ValueError(f"task {task!r} with {spec.model} has no proxy {proxy!r}; besides its "
+                     f"default it has {sorted(spec.alternatives) or 'none'}")
 
 
 @dataclasses.dataclass(eq=False)
@@ -52,6 +53,7 @@ class VideoWorkload(WorkloadBase):
     segments: `oneadapt_jax.data.Segment`s of one frame rate and size.
     model: the task's model.
     proxy_name: one of the task's `alternatives`; `None`, its default proxy.
+    model_name: the model's name when it is not the task's own (`task_spec`).
     preset: the x264 preset of the real sender.
     qp_stride: the profiling grid takes every `qp_stride`-th QP (the best included).
   """
@@ -63,11 +65,12 @@ class VideoWorkload(WorkloadBase):
   model: nnx.Module
   proxy_name: str | None = None
   preset: str = "veryfast"
+  model_name: str | None = None
   qp_stride: int = 3
   references: list = dataclasses.field(default_factory=list, repr=False)
 
   def __post_init__(self):
-    _check(self.task, self.proxy_name)
+    _check(self.task, self.proxy_name, self.model_name)
     if not self.segments:
       raise ValueError(f"clip {self.source!r} has no segments to adapt over")
     self.source_fps = float(self.segments[0].fps)
@@ -80,7 +83,7 @@ class VideoWorkload(WorkloadBase):
 
   @property
   def spec(self) -> Task:
-    return TASKS[self.task]
+    return task_spec(self.task, self.model_name)
 
   @property
   def proxy(self):
@@ -142,12 +145,16 @@ class VideoWorkload(WorkloadBase):
 
 def build(*, task: str = "detection", source: str = "carphone", proxy: str | None = None,
           max_segments: int | None = None, segment_seconds: float = 1.0,
-          preset: str = "veryfast") -> VideoWorkload:
+          preset: str = "veryfast", model: str | None = None,
+          qp_stride: int = 3) -> VideoWorkload:
   """A video workload. `source`: a bundled clip's name (`oneadapt_jax.data.CLIPS`), `tfds:NAME`
   for the same clip read through the tensorflow-datasets builder (`oneadapt_jax.tfds_video`), or
   the path of a video file. `proxy`: another proxy of the task to ascend (e.g. `"expected_f1"`
-  for detection)."""
-  _check(task, proxy)  # before any clip is decoded or model loaded
+  for detection). `model`: the task's model; by default the task's own, or the one the clip
+  calls for (`CLIP_MODELS`: pedestrians on vtest). `qp_stride`: the profiling grid's QP step
+  (every `qp_stride`-th of the 16 QPs, the best included)."""
+  model = model or default_model(task, source)
+  _check(task, proxy, model)  # before any clip is decoded or model loaded
   if source.startswith("tfds:"):
     if segment_seconds != 1.0:
       raise ValueError("the tfds builder stores 1-s segments (config fps10_1s)")
@@ -165,4 +172,6 @@ def build(*, task: str = "detection", source: str = "carphone", proxy: str | Non
                                progress=False)[:max_segments]
   if not segments:
     raise ValueError(f"clip {source!r} has no segments to adapt over")
-  return VideoWorkload(task, source, segments, models.load(TASKS[task].model), proxy, preset)
+  spec = task_spec(task, model)
+  return VideoWorkload(task, source, segments, models.load(spec.model), proxy, preset,
+                       qp_stride=qp_stride, model_name=spec.model)
