@@ -1,7 +1,7 @@
 """Pretrained networks as Flax NNX modules, loaded offline from checksum-verified assets.
 
 `load(name)` returns a ready module (`blazeface`, `blazeface_short`, `selfie_segmentation`,
-`face_landmark`, `pedestrian_ssdlite`, `pedestrian_ssdlite_whole`). The pedestrian detector is an
+`face_landmark`, `pedestrian_ssdlite`, `pedestrian_ssdlite_whole`, `blazepose`). The pedestrian detector is an
 SSDLite MobileNetV2 (`SSDLiteNet`) whose weights are read out of a TensorFlow 1 frozen graph
 without TensorFlow (`models._graphdef`), checked against OpenCV's DNN module. The others are
 MediaPipe's TFLite models as hand-written NNX architectures (`BlazeFaceNet`,
@@ -38,6 +38,7 @@ from models._pedestrian import PedestrianDetector as PedestrianDetector
 from models._pedestrian import pedestrian_detections as pedestrian_detections
 from models._pointnet import PointNet as PointNet
 from models._pointnet import fill as fill_unsent
+from models._pose import BodyLandmarks as BodyLandmarks
 from models._selfie import SelfieNet as SelfieNet
 from models._ssdlite import SSDLiteNet as SSDLiteNet
 
@@ -47,6 +48,7 @@ __all__ = (
     "AssetMissingError",
     "BlazeFace",
     "BlazeFaceNet",
+    "BodyLandmarks",
     "Detections",
     "Distribution",
     "FaceLandmark",

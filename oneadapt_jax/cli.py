@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import pathlib
 import sys
 
@@ -88,6 +89,14 @@ def _parser() -> argparse.ArgumentParser:
                           "encodes (or, with --modality audio|lidar, over the real senders)")
   check.add_argument("--modality", default="video",
                      help="video (the documented cases), or another kind of stream")
+  check.add_argument("--clip", default=None,
+                     help="video: check one clip's task over its segments instead (e.g. vtest)")
+  check.add_argument("--task", default="detection", choices=TASKS,
+                     help="with --clip: the task")
+  check.add_argument("--every", type=int, default=4,
+                     help="with --clip: every N-th segment (default 4)")
+  check.add_argument("--json", type=pathlib.Path, default=None,
+                     help="with --clip: also write the result here")
   for p in (demo, gallery, fidelity, check, run, batch, fetch, train):
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
   return parser
@@ -175,7 +184,15 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "proxy-check":
       from oneadapt_jax import proxy_check
 
-      if args.modality == "video":
+      if args.modality == "video" and args.clip is not None:
+        if args.every < 1:
+          raise ValueError(f"--every must be at least 1, got {args.every}")
+        result = proxy_check.clip_check(args.task, args.clip, every=args.every,
+                                        progress=not args.no_progress)
+        proxy_check.print_clip_check(result)
+        if args.json is not None:
+          args.json.write_text(json.dumps(result, indent=1))
+      elif args.modality == "video":
         proxy_check.main(progress=not args.no_progress)
       else:
         from oneadapt_jax import workloads

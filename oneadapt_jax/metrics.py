@@ -13,6 +13,21 @@ import numpy as np
 import models
 
 
+def match_boxes(boxes: np.ndarray, reference: np.ndarray, *, iou: float = 0.5) -> list:
+  """Greedy one-to-one matching of `boxes [N, 4]` to `reference [M, 4]` (x0, y0, x1, y1), best
+  IoU first, pairs at IoU at least `iou`: a list of `(i, j)`."""
+  if len(boxes) == 0 or len(reference) == 0:
+    return []
+  overlaps = models.box_iou(boxes, reference)
+  pairs = []
+  while overlaps.size and overlaps.max() >= iou:
+    i, j = np.unravel_index(np.argmax(overlaps), overlaps.shape)
+    pairs.append((int(i), int(j)))
+    overlaps[i, :] = -1
+    overlaps[:, j] = -1
+  return pairs
+
+
 def detection(boxes: np.ndarray, reference: np.ndarray, *, iou: float = 0.5) -> float:
   """F1 of `boxes [N, 4]` against `reference [M, 4]` (x0, y0, x1, y1), greedy matching at IoU.
 
@@ -21,17 +36,11 @@ def detection(boxes: np.ndarray, reference: np.ndarray, *, iou: float = 0.5) -> 
   boxes, reference = np.asarray(boxes).reshape(-1, 4), np.asarray(reference).reshape(-1, 4)
   if len(boxes) == 0 and len(reference) == 0:
     return 1.0
-  if len(boxes) == 0 or len(reference) == 0:
+  matched = len(match_boxes(boxes, reference, iou=iou))
+  if matched == 0:
     return 0.0
-  overlaps = models.box_iou(boxes, reference)
-  matched = 0
-  while overlaps.size and overlaps.max() >= iou:
-    i, j = np.unravel_index(np.argmax(overlaps), overlaps.shape)
-    matched += 1
-    overlaps[i, :] = -1
-    overlaps[:, j] = -1
   precision, recall = matched / len(boxes), matched / len(reference)
-  return 0.0 if matched == 0 else 2 * precision * recall / (precision + recall)
+  return 2 * precision * recall / (precision + recall)
 
 
 def segmentation(mask: np.ndarray, reference: np.ndarray) -> float:
@@ -47,6 +56,26 @@ def keypoints(points: np.ndarray, reference: np.ndarray, *, fraction: float = 0.
   extent = reference.max(axis=0) - reference.min(axis=0)
   threshold = fraction * float(max(extent.max(), 1e-6))
   return float(np.mean(np.linalg.norm(points - reference, axis=-1) <= threshold))
+
+
+def body_keypoints(people: dict, reference: dict, *, iou: float = 0.5,
+                   fraction: float = 0.05) -> float:
+  """Multi-person PCK: people matched to the reference's by box (greedy, IoU at least `iou`),
+  each matched pair scored by `keypoints` (the share of the 33 keypoints within `fraction` of the
+  reference person's keypoint extent), summed and divided by the larger head count, so a person
+  missed or invented scores 0. No one in either: 1.0.
+
+  Args:
+    people, reference: `{"landmarks": [M, 33, 2], "boxes": [M, 4]}` of one frame
+      (`models.postprocess("blazepose", ...)`).
+  """
+  ours = np.asarray(people["boxes"]).reshape(-1, 4)
+  theirs = np.asarray(reference["boxes"]).reshape(-1, 4)
+  if len(ours) == 0 and len(theirs) == 0:
+    return 1.0
+  total = sum(keypoints(people["landmarks"][i], reference["landmarks"][j], fraction=fraction)
+              for i, j in match_boxes(ours, theirs, iou=iou))
+  return float(total / max(len(ours), len(theirs)))
 
 
 def keyword(logits: np.ndarray, reference: np.ndarray) -> float:

@@ -147,6 +147,29 @@ def keypoints(outputs: dict) -> jax.Array:
   return jnp.mean(jax.nn.log_sigmoid(outputs["presence"]))
 
 
+def body_presence(outputs: dict) -> jax.Array:
+  """Multi-person keypoints: the sum, over the people the detector found, of the landmark
+  model's pose-presence probability (a soft count of the people whose pose it can fit).
+
+  Args:
+    outputs: `models.BodyLandmarks` outputs: `presence [..., P]` (probabilities) and
+      `valid [..., P]` (the slots holding a detection).
+
+  As for the face mesh (`keypoints`), the landmark model's own judgement of its crop; summed, not
+  averaged, so that a person lost to compression lowers it as a person found raises it.
+  """
+  valid = jax.lax.stop_gradient(outputs["valid"].astype(outputs["presence"].dtype))
+  return jnp.sum(valid * outputs["presence"])
+
+
+def body_log_presence(outputs: dict) -> jax.Array:
+  """The mean, over the people found, of the log of the pose-presence probability (`keypoints`
+  for several people); an empty frame scores 0."""
+  valid = jax.lax.stop_gradient(outputs["valid"].astype(outputs["presence"].dtype))
+  logs = jnp.log(jnp.clip(outputs["presence"], 1e-6, 1.0))
+  return jnp.mean(jnp.sum(valid * logs, -1) / jnp.maximum(jnp.sum(valid, -1), 1.0))
+
+
 def confidence(probabilities: jax.Array) -> jax.Array:
   """The mean probability of the recognised class, over the last axis's classes."""
   return jnp.mean(jnp.max(probabilities, axis=-1))

@@ -47,7 +47,7 @@ def test_tfds_builder_reads_segments_without_tensorflow():
   code = (
       "import sys, numpy as np\n"
       "from oneadapt_jax import tfds_video, data\n"
-      "for clip in ('carphone', 'bikes', 'bigbuckbunny'):\n"
+      "for clip in ('carphone', 'bikes', 'bigbuckbunny', 'vtest'):\n"
       "    source = tfds_video.data_source(clip)\n"
       "    direct = data.clip_segments(clip)\n"
       "    assert len(source) == len(direct), clip\n"

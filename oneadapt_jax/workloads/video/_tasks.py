@@ -46,10 +46,17 @@ MODEL_TASKS = {
                metrics.detection,
                {"expected_f1": proxies.expected_f1, "anchor_count": proxies.detection})
     for name in ("pedestrian_ssdlite", "pedestrian_ssdlite_whole")
+} | {
+    "blazepose": Task("blazepose", proxies.body_presence,
+                      lambda m, o, size: models.postprocess("blazepose", m, o, size),
+                      metrics.body_keypoints, {"log_presence": proxies.body_log_presence}),
 }
+#: The other models each task can run.
+TASK_MODELS = {"detection": ("pedestrian_ssdlite", "pedestrian_ssdlite_whole"),
+               "segmentation": (), "keypoints": ("blazepose",)}
 #: The model a task runs on a clip by default where it is not the task's own (people, not faces,
 #: on the surveillance clip).
-CLIP_MODELS = {"vtest": {"detection": "pedestrian_ssdlite"}}
+CLIP_MODELS = {"vtest": {"detection": "pedestrian_ssdlite", "keypoints": "blazepose"}}
 
 
 def task_spec(task: str, model: str | None = None) -> Task:
@@ -57,9 +64,8 @@ def task_spec(task: str, model: str | None = None) -> Task:
   if model is None or model == TASKS[task].model:
     return TASKS[task]
   spec = MODEL_TASKS.get(model)
-  if spec is None or spec.metric is not TASKS[task].metric:
-    options = [TASKS[task].model] + [m for m, s in MODEL_TASKS.items()
-                                     if s.metric is TASKS[task].metric]
+  if spec is None or model not in TASK_MODELS[task]:
+    options = [TASKS[task].model, *TASK_MODELS[task]]
     raise ValueError(f"task {task!r} cannot run model {model!r}; it runs {options}")
   return spec
 

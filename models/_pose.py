@@ -1,0 +1,188 @@
+"""MediaPipe BlazePose (Bazarevsky et al., 2020): 33 body keypoints of every person in a frame.
+
+As MediaPipe's pose graph runs it, in two stages:
+
+1. `pose_detection.tflite` (224x224, values in [-1, 1]) finds people: per anchor a score and a
+   box with four keypoints, the first the centre of the hips and the second a point whose
+   distance from it is the radius of a circle around the whole body. Its weights are stored
+   sparse (the DENSIFY operator; `models._tflite.densify`). People in a surveillance frame are
+   small, and the whole frame squashed to 224 pixels shows the detector nobody, so it runs on
+   square tiles of 224 frame pixels, unscaled, overlapping to cover the frame.
+2. `pose_landmark_full.tflite` (256x256, values in [0, 1]) runs on each person's region: a
+   square centred on the hips, 2.5 body radii wide (the circle's diameter, scaled by 1.25),
+   rotated so the body is upright. It gives 39 landmarks (the first 33 the body's), each with
+   visibility and presence logits, and a pose-presence probability.
+
+Both networks run in the generic TFLite executor (`models._tflite.TFLiteNet`), checked against
+LiteRT. Which people are found and where their regions are is decided under `stop_gradient`: the
+gradient with respect to the frame flows through the sampled pixels of each region.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from models import _assets, _tflite
+from models._face_detection import ssd_anchors
+from models._mp_assets import ASSETS, flatten
+
+DETECTOR_SIZE = 224
+LANDMARK_SIZE = 256
+BODY_KEYPOINTS = 33
+#: MediaPipe's pose-detection anchors: strides 8, 16, 32, 32, 32 (2254 anchors at 224).
+STRIDES = (8, 16, 32, 32, 32)
+
+
+def square_tiles(height: int, width: int, side: int = DETECTOR_SIZE) -> np.ndarray:
+  """The fewest `side`-pixel squares `[K, 4]` (x0, y0, side, side) that cover the frame, evenly
+  spaced, neighbours overlapping by what is left over (a 768x576 frame: 4 x 3 tiles, overlapping
+  by 43 and 48 pixels). A frame smaller than `side` is one tile, padded with zeros."""
+  def starts(length):
+    count = max(1, math.ceil(length / side))
+    return np.linspace(0.0, max(length - side, 0), count) if count > 1 else np.zeros(1)
+
+  return np.array([[x, y, side, side] for y in starts(height) for x in starts(width)], np.float32)
+
+
+def _iou(a: jax.Array, b: jax.Array) -> jax.Array:
+  x0 = jnp.maximum(a[:, None, 0], b[None, :, 0])
+  y0 = jnp.maximum(a[:, None, 1], b[None, :, 1])
+  x1 = jnp.minimum(a[:, None, 2], b[None, :, 2])
+  y1 = jnp.minimum(a[:, None, 3], b[None, :, 3])
+  inter = jnp.clip(x1 - x0, 0.0) * jnp.clip(y1 - y0, 0.0)
+  area = lambda r: (r[:, 2] - r[:, 0]) * (r[:, 3] - r[:, 1])
+  return inter / jnp.maximum(area(a)[:, None] + area(b)[None, :] - inter, 1e-9)
+
+
+class BodyLandmarks(nnx.Module):
+  """MediaPipe BlazePose, pose detection on tiles and the full landmark model on each person.
+
+  `__call__` takes float32 frames `[..., H, W, 3]` in `[0, 1]` and returns, for up to
+  `max_people` people per frame (slots in order of detection score):
+
+  - `landmarks [..., P, 33, 2]`: the body keypoints in frame pixels;
+  - `presence [..., P]`: the landmark model's pose-presence probability;
+  - `valid [..., P]`: whether the slot holds a person (detection score at least `min_score`);
+  - `boxes [..., P, 4]`: the detector's box (x0, y0, x1, y1, frame pixels), to match people;
+  - `roi [..., P, 4]`: each region (centre x, centre y, side, rotation in radians).
+
+  Args:
+    max_people: slots per frame (vtest has at most 7 people at a time).
+    min_score: the detector's score threshold (MediaPipe: 0.5).
+    iou_threshold: detections overlapping more are one person (MediaPipe: 0.3).
+  """
+
+  def __init__(self, *, max_people: int = 8, min_score: float = 0.5, iou_threshold: float = 0.3,
+               candidates: int = 64):
+    self.detector = _tflite.TFLiteNet(_tflite.read_graph(_assets.path(ASSETS["pose_detection"])))
+    self.landmarker = _tflite.TFLiteNet(
+        _tflite.read_graph(_assets.path(ASSETS["pose_landmark_full"])))
+    self.anchors = nnx.static(tuple(map(tuple, ssd_anchors(DETECTOR_SIZE, STRIDES).tolist())))
+    self.max_people, self.min_score = max_people, min_score
+    self.iou_threshold, self.candidates = iou_threshold, candidates
+
+  def tiles(self, height: int, width: int) -> np.ndarray:
+    return square_tiles(height, width)
+
+  def detect(self, flat: jax.Array):
+    """People in `[N, H, W, 3]`: per slot its detection score, box, and region of interest."""
+    height, width = flat.shape[1:3]
+    tiles = self.tiles(height, width)
+    pad_h = max(0, DETECTOR_SIZE - height)
+    pad_w = max(0, DETECTOR_SIZE - width)
+    padded = jnp.pad(flat, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)))
+    crops = [padded[:, int(y):int(y) + DETECTOR_SIZE, int(x):int(x) + DETECTOR_SIZE]
+             for x, y, _, _ in tiles]
+    batch = jnp.stack(crops, axis=1).reshape((-1, DETECTOR_SIZE, DETECTOR_SIZE, 3))
+    raw = self.detector(batch * 2.0 - 1.0)
+    n, count = flat.shape[0], len(tiles)
+    regressors = raw["Identity"].reshape(n, count, -1, 12)
+    logits = raw["Identity_1"].reshape(n, count * regressors.shape[2])
+    anchors = jnp.asarray(self.anchors, jnp.float32)  # [A, 2] centres in [0, 1] of a tile
+    origin = jnp.asarray(tiles[:, :2])[None, :, None, :]
+    centre = origin + regressors[..., 0:2] + anchors[None, None] * DETECTOR_SIZE
+    size = regressors[..., 2:4]
+    points = regressors[..., 4:12].reshape(regressors.shape[:-1] + (4, 2))
+    points = origin[..., None, :] + points + anchors[None, None, :, None, :] * DETECTOR_SIZE
+    boxes = jnp.concatenate([centre - size / 2, centre + size / 2], -1).reshape(n, -1, 4)
+    points = points.reshape(n, -1, 4, 2)
+
+    def pick(logit, box, point):
+      best, order = jax.lax.top_k(logit, min(self.candidates, logit.shape[0]))
+      box, point = box[order], point[order]
+      overlaps = _iou(box, box) > self.iou_threshold
+      valid = jax.nn.sigmoid(best) >= self.min_score
+
+      def step(i, keep):
+        earlier = jnp.arange(keep.shape[0]) < i
+        return keep.at[i].set(valid[i] & ~jnp.any(keep & overlaps[i] & earlier))
+
+      keep = jax.lax.fori_loop(0, best.shape[0], step, jnp.zeros_like(valid))
+      # Slots: the kept candidates first, in score order, then the rest as empty slots.
+      rank = jnp.argsort(~keep, stable=True)[:self.max_people]
+      return keep[rank], jax.nn.sigmoid(best[rank]), box[rank], point[rank]
+
+    valid, score, box, point = jax.vmap(pick)(jax.lax.stop_gradient(logits),
+                                              jax.lax.stop_gradient(boxes),
+                                              jax.lax.stop_gradient(points))
+    hips, circle = point[..., 0, :], point[..., 1, :]
+    radius = jnp.linalg.norm(circle - hips, axis=-1)
+    # MediaPipe's AlignmentPointsRectsCalculator: hips -> circle point upright (90 degrees).
+    angle = 0.5 * math.pi - jnp.arctan2(-(circle[..., 1] - hips[..., 1]),
+                                        circle[..., 0] - hips[..., 0])
+    angle = angle - 2 * math.pi * jnp.floor((angle + math.pi) / (2 * math.pi))
+    side = jnp.maximum(2.0 * radius * 1.25, 1.0)
+    roi = jnp.stack([hips[..., 0], hips[..., 1], side, angle], axis=-1)
+    return valid, score, box, roi
+
+  def to_frame(self, roi: jax.Array, points: jax.Array) -> jax.Array:
+    """Maps `[M, K, 2]` points in region pixels to frame pixels through each region `[M, 4]`."""
+    offset = (points / LANDMARK_SIZE - 0.5) * roi[:, None, 2:3]
+    cos, sin = jnp.cos(roi[:, None, 3]), jnp.sin(roi[:, None, 3])
+    x = roi[:, None, 0] + offset[..., 0] * cos - offset[..., 1] * sin
+    y = roi[:, None, 1] + offset[..., 0] * sin + offset[..., 1] * cos
+    return jnp.stack([x, y], axis=-1)
+
+  def crop(self, image: jax.Array, roi: jax.Array) -> jax.Array:
+    """Samples the rotated squares `roi [P, 4]` of one frame `[H, W, 3]` bilinearly to
+    `[P, 256, 256, 3]` (zeros outside the frame)."""
+    n = LANDMARK_SIZE
+    grid = jnp.stack(jnp.meshgrid(*[jnp.arange(n, dtype=jnp.float32) + 0.5] * 2, indexing="xy"), -1)
+    where = self.to_frame(roi, jnp.broadcast_to(grid.reshape(1, n * n, 2), (roi.shape[0], n * n, 2)))
+    rows, cols = where[..., 1] - 0.5, where[..., 0] - 0.5
+
+    def sample(r, c):
+      channel = lambda ch: jax.scipy.ndimage.map_coordinates(ch, [r, c], order=1, mode="constant")
+      return jax.vmap(channel, in_axes=-1, out_axes=-1)(image)
+
+    return jax.vmap(sample)(rows, cols).reshape(-1, n, n, image.shape[-1])
+
+  def __call__(self, frames: jax.Array) -> dict[str, jax.Array]:
+    flat, lead = flatten(frames)
+    valid, _, boxes, roi = self.detect(jax.lax.stop_gradient(flat))
+    crops = jax.vmap(self.crop)(flat, roi)  # [N, P, 256, 256, 3]
+    p = self.max_people
+    raw = self.landmarker(crops.reshape((-1, LANDMARK_SIZE, LANDMARK_SIZE, 3)))
+    points = raw["Identity"].reshape(-1, 39, 5)[:, :BODY_KEYPOINTS, :2]
+    landmarks = self.to_frame(roi.reshape(-1, 4), points)
+    shape = lead + (p,)
+    return {"landmarks": landmarks.reshape(shape + (BODY_KEYPOINTS, 2)),
+            "presence": raw["Identity_1"].reshape(shape),
+            "valid": valid.reshape(shape),
+            "boxes": boxes.reshape(shape + (4,)),
+            "roi": roi.reshape(shape + (4,))}
+
+
+def people(outputs: dict, *, min_presence: float = 0.5) -> dict[str, np.ndarray]:
+  """One frame's people (`outputs` without leading axes): `landmarks [M, 33, 2]`, `boxes
+  [M, 4]`, `presence [M]`, of the slots that hold a detection whose pose the landmark model
+  says is present (MediaPipe drops the others: on vtest they are traffic cones and a bag)."""
+  valid = np.asarray(outputs["valid"], bool) & (np.asarray(outputs["presence"]) >= min_presence)
+  return {"landmarks": np.asarray(outputs["landmarks"])[valid],
+          "boxes": np.asarray(outputs["boxes"])[valid],
+          "presence": np.asarray(outputs["presence"])[valid]}
