@@ -100,3 +100,15 @@ def test_nothing_is_modified_by_a_rejected_call():
   with pytest.raises(ValueError):
     knobs.resolution().apply(jnp.float32(0.5), frames)
   np.testing.assert_array_equal(frames, before)
+
+
+def test_an_unknown_clip_or_model_is_named_with_what_there_is(tmp_path, capsys):
+  from oneadapt_jax import cli
+
+  assert cli.main(["run", "--clip", "vtset", "--out", str(tmp_path)]) == 2
+  assert "'vtset' is neither a bundled clip (bikes, carphone, bigbuckbunny, vtest)" in (
+      capsys.readouterr().err)
+  assert cli.main(["run", "--clip", "vtest", "--task", "keypoints", "--model",
+                   "pedestrian_ssdlite", "--out", str(tmp_path)]) == 2
+  assert "runs ['face_landmark', 'blazepose']" in capsys.readouterr().err
+  assert not any(tmp_path.iterdir())  # nothing written

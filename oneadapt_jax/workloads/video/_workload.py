@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import pathlib
 
 import jax
 import jax.numpy as jnp
@@ -168,6 +169,9 @@ def build(*, task: str = "detection", source: str = "carphone", proxy: str | Non
   elif source in data.CLIPS:
     segments = data.clip_segments(source, segment_seconds=segment_seconds)[:max_segments]
   else:  # a video file of the user's
+    if not pathlib.Path(source).exists():
+      raise ValueError(f"{source!r} is neither a bundled clip ({', '.join(data.CLIPS)}) nor a "
+                       f"video file")
     segments = data.from_video(source, segment_seconds=segment_seconds,
                                progress=False)[:max_segments]
   if not segments:
