@@ -156,7 +156,9 @@ def body_presence(outputs: dict) -> jax.Array:
       `valid [..., P]` (the slots holding a detection).
 
   As for the face mesh (`keypoints`), the landmark model's own judgement of its crop; summed, not
-  averaged, so that a person lost to compression lowers it as a person found raises it.
+  averaged, so that a person lost to compression lowers it as a person found raises it. On vtest
+  (every 10th segment, 5 resolutions x 5 QPs of x264) its Spearman with multi-person PCK is 0.78
+  to 0.94 per segment, mean 0.88; `body_log_presence`, the mean form, 0.38 to 0.87, mean 0.62.
   """
   valid = jax.lax.stop_gradient(outputs["valid"].astype(outputs["presence"].dtype))
   return jnp.sum(valid * outputs["presence"])

@@ -27,3 +27,13 @@ def test_throughput_runs_and_writes_json(tmp_path):
   rows = throughput.main(["--repeats", "1", "--clips", "carphone", "--lengths", "5",
                           "--out", str(tmp_path)])
   assert len(rows) == 1 and rows[0]["inference_fps"] > 0
+
+
+@pytest.mark.slow
+def test_pedestrian_tiling_runs_and_writes_json(tmp_path):
+  import pedestrian_tiling
+
+  rows = pedestrian_tiling.main(["--every", "40", "--grids", "1x1", "2x3", "--repeats", "1",
+                                 "--out", str(tmp_path)])
+  assert [r["grid"] for r in rows] == ["1x1", "2x3"] and rows[1]["tiles"] == 6
+  assert all(0 <= r["recall_of_union"] <= 1 for r in rows)
