@@ -51,9 +51,10 @@ class PedestrianDetector(nnx.Module):
   The default grid, 2 rows by 3 columns with a quarter overlap, cuts a 768x576 vtest frame into
   tiles of about 307x329 pixels, close to the network's own input size, so pedestrians are
   neither squashed nor shrunk. Measured on 20 vtest frames (one every 4 s) against the union of
-  the confident (score >= 0.7) boxes that any grid found: the whole frame recalls 54% of them
-  (55 ms a frame on 2 CPU cores), 2x2 63% (160 ms), 2x3 84% (262 ms), 3x3 90% (307 ms), 3x4 95%
-  (402 ms). 2x3 is where more tiles stop paying for themselves.
+  the confident (score >= 0.7) boxes that any grid found (`benchmarks/pedestrian_tiling.py`,
+  figures in `benchmarks/RESULTS.md`): the whole frame recalls 55% of them, 2x2 60%, 2x3 82%,
+  3x3 88%, 3x4 95%, at 1, 2.4, 3.6, 5.4 and 6.9 times the whole frame's time. 2x3 is where each
+  added tile starts buying less recall than the last.
   """
 
   def __init__(self, *, grid: tuple[int, int] = (2, 3), overlap: float = 0.25):
