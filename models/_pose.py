@@ -75,6 +75,7 @@ class BodyLandmarks(nnx.Module):
     max_people: slots per frame (vtest has at most 7 people at a time).
     min_score: the detector's score threshold (MediaPipe: 0.5).
     iou_threshold: detections overlapping more are one person (MediaPipe: 0.3).
+    candidates: the best-scoring anchors of a frame (all tiles) that suppression looks at.
   """
 
   def __init__(self, *, max_people: int = 8, min_score: float = 0.5, iou_threshold: float = 0.3,
@@ -90,7 +91,8 @@ class BodyLandmarks(nnx.Module):
     return square_tiles(height, width)
 
   def detect(self, flat: jax.Array):
-    """People in `[N, H, W, 3]`: per slot its detection score, box, and region of interest."""
+    """People in `[N, H, W, 3]`: per slot whether it holds one, its detection score (a
+    probability), its box and its region of interest."""
     height, width = flat.shape[1:3]
     tiles = self.tiles(height, width)
     pad_h = max(0, DETECTOR_SIZE - height)
