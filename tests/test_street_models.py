@@ -191,8 +191,11 @@ def test_blazepose_networks_match_litert_on_vtest(name, size, low):
     ours, reference = net(x), _litert_outputs(name, x)
     for key, value in reference.items():
       if name == "pose_landmark_full" and key == "Identity_2":
-        # The person-segmentation logits (up to ~1600), which nothing here reads, differ by up
-        # to 1.7% of their size on frame 123 (not investigated; the pose outputs agree).
+        # The person-segmentation logits reach ~1600; every layer before them agrees with
+        # LiteRT within 4e-4 of its scale, and the last convolutions carry that into an absolute
+        # difference of up to 1.4 (under 1e-3 of the logits' scale). Nothing here reads them.
+        np.testing.assert_allclose(np.asarray(ours[key]), value, rtol=0,
+                                   atol=1e-3 * float(np.abs(value).max()))
         continue
       # The landmark model is 96 convolutions deep: its depth (z) and visibility columns differ
       # by a few 1e-3 in float32 sums; the keypoints' x and y, what the metric reads, to 1e-3.
