@@ -95,6 +95,9 @@ def _parser() -> argparse.ArgumentParser:
                      help="with --clip: the task")
   check.add_argument("--every", type=int, default=4,
                      help="with --clip: every N-th segment (default 4)")
+  check.add_argument("--max-segments", type=int, default=None,
+                     help="with --clip: only the first N segments")
+  check.add_argument("--model", default=None, help="with --clip: the task's model")
   check.add_argument("--json", type=pathlib.Path, default=None,
                      help="with --clip: also write the result here")
   for p in (demo, gallery, fidelity, check, run, batch, fetch, train):
@@ -188,6 +191,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.every < 1:
           raise ValueError(f"--every must be at least 1, got {args.every}")
         result = proxy_check.clip_check(args.task, args.clip, every=args.every,
+                                        max_segments=args.max_segments, model=args.model,
                                         progress=not args.no_progress)
         proxy_check.print_clip_check(result)
         if args.json is not None:

@@ -119,13 +119,15 @@ def proxy_metric_correlation(task: str, clip: str, segment_index: int = 0, *,
                            for name, rhos in result["alternatives"].items()}}
 
 
-def clip_check(task: str, clip: str, *, every: int = 4, resolutions: Sequence[float] = RESOLUTIONS,
+def clip_check(task: str, clip: str, *, every: int = 4, max_segments: int | None = None,
+               model: str | None = None, resolutions: Sequence[float] = RESOLUTIONS,
                qps: Sequence[int] = QPS, preset: str = "veryfast", progress: bool = False) -> dict:
-  """`check` of a video task's proxies over every `every`-th segment of a clip, resolution x QP
-  of real x264 encodes at the full frame rate, with the clip's default model (pedestrians and
-  BlazePose on vtest). Returns `check`'s result with the `segments` used."""
-  spec = task_spec(task, default_model(task, clip))
-  segments = data.clip_segments(clip)[::every]
+  """`check` of a video task's proxies over every `every`-th of a clip's first `max_segments`
+  segments (default: all), resolution x QP of real x264 encodes at the full frame rate, with
+  `model` (default: the clip's, pedestrians and BlazePose on vtest). Returns `check`'s result
+  with the `segments` used."""
+  spec = task_spec(task, model or default_model(task, clip))
+  segments = data.clip_segments(clip)[:max_segments][::every]
   workload = VideoWorkload(task, clip, segments, models.load(spec.model), preset=preset,
                            model_name=spec.model)
   configs = [{"resolution": float(r), "qp": float(q), "frame_rate": segments[0].fps}
