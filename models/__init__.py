@@ -24,9 +24,10 @@ from models._assets import cache_dir as cache_dir
 from models._assets import fetch as fetch
 from models._assets import path as asset_path
 from models._blazeface import BlazeFaceNet as BlazeFaceNet
+from models._boxes import box_iou as box_iou
+from models._boxes import greedy_keep as greedy_keep
 from models._face_detection import BlazeFace as BlazeFace
 from models._face_detection import Detections as Detections
-from models._face_detection import box_iou as box_iou
 from models._face_landmark import FaceLandmark as FaceLandmark
 from models._facemesh import FaceMeshNet as FaceMeshNet
 from models._kws import KeywordSpotter as KeywordSpotter
@@ -65,6 +66,7 @@ __all__ = (
     "fetch",
     "fetch_weights",
     "fill_unsent",
+    "greedy_keep",
     "load",
     "pedestrian_detections",
     "postprocess",

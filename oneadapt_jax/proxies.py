@@ -11,6 +11,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+import models
+
 
 def detection(outputs: dict) -> jax.Array:
   """Soft count of confident detections, the paper's proxy: sum of sigmoid(20 (score - 0.5)).
@@ -24,24 +26,6 @@ def detection(outputs: dict) -> jax.Array:
   """
   scores = jax.nn.sigmoid(outputs["scores"])
   return jnp.sum(jax.nn.sigmoid(20.0 * (scores - 0.5)))
-
-
-def _greedy_nms(boxes: jax.Array, valid: jax.Array, iou_threshold: float) -> jax.Array:
-  """Which of `boxes [K, 4]` (x0, y0, x1, y1), sorted best first, greedy NMS keeps (`[K]` bool)."""
-  x0 = jnp.maximum(boxes[:, None, 0], boxes[None, :, 0])
-  y0 = jnp.maximum(boxes[:, None, 1], boxes[None, :, 1])
-  x1 = jnp.minimum(boxes[:, None, 2], boxes[None, :, 2])
-  y1 = jnp.minimum(boxes[:, None, 3], boxes[None, :, 3])
-  inter = jnp.clip(x1 - x0, 0.0) * jnp.clip(y1 - y0, 0.0)
-  area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-  overlaps = inter > iou_threshold * (area[:, None] + area[None, :] - inter)
-  earlier = jnp.arange(boxes.shape[0])[None, :] < jnp.arange(boxes.shape[0])[:, None]
-
-  def step(i, keep):
-    suppressed = jnp.any(keep & overlaps[i] & earlier[i])
-    return keep.at[i].set(valid[i] & ~suppressed)
-
-  return jax.lax.fori_loop(0, boxes.shape[0], step, jnp.zeros_like(valid))
 
 
 def soft_count(outputs: dict, *, top_k: int = 100, iou_threshold: float = 0.6,
@@ -69,7 +53,7 @@ def soft_count(outputs: dict, *, top_k: int = 100, iou_threshold: float = 0.6,
     best, order = jax.lax.top_k(jax.lax.stop_gradient(logit), min(top_k, logit.shape[-1]))
     chosen = box[order]
     area = (chosen[:, 2] - chosen[:, 0]) * (chosen[:, 3] - chosen[:, 1])
-    kept = _greedy_nms(chosen, jnp.isfinite(best), iou_threshold) & (area <= max_area)
+    kept = models.greedy_keep(chosen, jnp.isfinite(best), iou_threshold) & (area <= max_area)
     score = jax.nn.sigmoid(logit[order])
     return jnp.sum(jnp.where(kept, jax.nn.sigmoid(20.0 * (score - 0.5)), 0.0))
 

@@ -105,13 +105,8 @@ def proxy_metric_correlation(task: str, clip: str, segment_index: int = 0, *,
   Returns the task's proxy's `spearman`, its `proxy` and the `metric` values per setting, and
   `alternatives`: the Spearman of each of the task's other proxies on the same outputs.
   """
-  spec = task_spec(task, default_model(task, clip))
   segment = data.clip_segments(clip)[segment_index]
-  workload = VideoWorkload(task, clip, [segment], models.load(spec.model), preset=preset,
-                           model_name=spec.model)
-  configs = [{"resolution": float(r), "qp": float(q), "frame_rate": segment.fps}
-             for r in resolutions for q in qps]
-  result = check(workload, configs=configs, proxies=spec.alternatives, progress=progress)
+  result = _grid_check(task, clip, [segment], None, resolutions, qps, preset, progress)
   return {"task": task, "clip": clip, "segment": segment_index,
           "spearman": float(spearmanr(result["proxy"], result["metric"]).statistic),
           "proxy": result["proxy"], "metric": result["metric"],
@@ -126,15 +121,21 @@ def clip_check(task: str, clip: str, *, every: int = 4, max_segments: int | None
   segments (default: all), resolution x QP of real x264 encodes at the full frame rate, with
   `model` (default: the clip's, pedestrians and BlazePose on vtest). Returns `check`'s result
   with the `segments` used."""
-  spec = task_spec(task, model or default_model(task, clip))
   segments = data.clip_segments(clip)[:max_segments][::every]
-  workload = VideoWorkload(task, clip, segments, models.load(spec.model), preset=preset,
+  result = _grid_check(task, clip, segments, model, resolutions, qps, preset, progress)
+  return {**result, "task": task, "clip": clip, "segments": [s.index for s in segments]}
+
+
+def _grid_check(task, clip, segments, model, resolutions, qps, preset, progress) -> dict:
+  """`check` of a video task on `segments` over resolution x QP at the full frame rate, with
+  `model` (`None`: the clip's default); also reports which model ran."""
+  spec = task_spec(task, model or default_model(task, clip))
+  workload = VideoWorkload(task, clip, list(segments), models.load(spec.model), preset=preset,
                            model_name=spec.model)
   configs = [{"resolution": float(r), "qp": float(q), "frame_rate": segments[0].fps}
              for r in resolutions for q in qps]
   result = check(workload, configs=configs, proxies=spec.alternatives, progress=progress)
-  return {**result, "task": task, "clip": clip, "model": spec.model,
-          "segments": [s.index for s in segments]}
+  return {**result, "model": spec.model}
 
 
 def print_clip_check(result: dict) -> None:
