@@ -47,6 +47,7 @@ fidelity: assets
 bench: assets
 	$(BIN)/python benchmarks/accgrad_cost.py --out results/benchmarks
 	$(BIN)/python benchmarks/throughput.py --out results/benchmarks
+	$(BIN)/python benchmarks/pedestrian_tiling.py --out results/benchmarks
 
 clean-venv:
 	rm -rf $(VENV)
