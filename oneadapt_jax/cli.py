@@ -43,6 +43,16 @@ def _parser() -> argparse.ArgumentParser:
   fidelity.add_argument("--clips", nargs="+", default=["bikes", "carphone"])
   fidelity.add_argument("--segment", type=int, default=0, help="which segment of each clip")
   fidelity.add_argument("--preset", default="medium", help="x264 preset")
+  bench = sub.add_parser(
+      "bench", help="the honest comparison: every method over its own trade-off sweep, curve "
+                    "against curve with bootstrap intervals (resumable): report.md, curves.png")
+  bench.add_argument("--out", type=pathlib.Path, default=pathlib.Path("results/bench"))
+  bench.add_argument("--config", dest="bench_configs", nargs="+", default=None,
+                     metavar="NAME", help="bench configs (bench:NAME or NAME; default: the "
+                                          "suite, oneadapt_jax.configs.bench.SUITE)")
+  bench.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                     help="override a config key of every bench config, e.g. "
+                          "workload.max_segments=20; repeatable")
   run = sub.add_parser(
       "run", help="OneAdapt and its baselines on one kind of stream over its real sender "
                   "(resumable); an experiment config with command-line overrides")
@@ -100,7 +110,7 @@ def _parser() -> argparse.ArgumentParser:
   check.add_argument("--model", default=None, help="with --clip: the task's model")
   check.add_argument("--json", type=pathlib.Path, default=None,
                      help="with --clip: also write the result here")
-  for p in (demo, gallery, fidelity, check, run, batch, fetch, train):
+  for p in (demo, gallery, fidelity, check, run, batch, fetch, train, bench):
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
   return parser
 
@@ -180,6 +190,13 @@ def main(argv: list[str] | None = None) -> int:
       experiment.run_config(config, args.out, subfolders=False if len(config.get("sources") or
                                                                       [None]) == 1 else None,
                             progress=not args.no_progress)
+    elif args.command == "bench":
+      from oneadapt_jax import bench
+      from oneadapt_jax.configs import bench as suite
+
+      bench.run_suite(args.bench_configs or suite.SUITE, args.out, overrides=args.overrides,
+                      progress=not args.no_progress)
+      print(f"report: {args.out / 'report.md'}")
     elif args.command == "batch":
       from oneadapt_jax import batch
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import pathlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import jax
 from tqdm.auto import tqdm
@@ -19,7 +19,15 @@ from tqdm.auto import tqdm
 from oneadapt_jax import report
 from oneadapt_jax.baselines import METHODS
 from oneadapt_jax.baselines import static as static_method
-from oneadapt_jax.core import SCHEMA_VERSION, Record, SchemaError, Tradeoff, Workload, check_schema
+from oneadapt_jax.core import (
+  SCHEMA_VERSION,
+  CostModel,
+  Record,
+  SchemaError,
+  Tradeoff,
+  Workload,
+  check_schema,
+)
 
 
 def applicable(workload: Workload, *, methods: Sequence[str] | None = None) -> list[str]:
@@ -62,22 +70,27 @@ def _read_log(log: pathlib.Path, identity: dict) -> dict[tuple, list[Record]]:
 
 def run(workload: Workload, out_dir: pathlib.Path, *, lambdas: Sequence[float] = (0.1, 0.3, 1.0),
         budgets: Sequence[float] = (), methods: Sequence[str] | None = None, static: bool = True,
+        cost: CostModel | None = None, sweeps: Mapping[str, Sequence[Tradeoff]] | None = None,
         progress: bool = True, verbose: bool = True) -> dict:
   """Runs every method at every trade-off (each lambda, each budget in bytes/s) and, with
   `static`, every grid configuration held fixed; writes `results.json` into `out_dir`.
 
-  `methods`: names in `METHODS` (default: every one that applies to the workload)."""
+  `methods`: names in `METHODS` (default: every one that applies to the workload). `cost`: the
+  cost model every method obeys and is summarised by. `sweeps`: method -> its own trade-offs,
+  in place of `lambdas` and `budgets` for that method (how `oneadapt bench` traces curves)."""
   methods = applicable(workload, methods=methods)
+  cost = cost or CostModel()
   tradeoffs = [Tradeoff(lam=float(v)) for v in lambdas] + [Tradeoff(budget=float(b)) for b in budgets]
-  if not tradeoffs:
+  sweeps = {m: list((sweeps or {}).get(m, tradeoffs)) for m in methods}
+  if not any(sweeps.values()):
     raise ValueError("give at least one lambda or budget")
   out_dir = pathlib.Path(out_dir)
   out_dir.mkdir(parents=True, exist_ok=True)
   log = out_dir / "records.jsonl"
   identity = _identity(workload)
   done = _read_log(log, identity) if log.exists() else {}
-  jobs = [(m, t.label, lambda m=m, t=t: METHODS[m].run(workload, t))
-          for t in tradeoffs for m in methods]
+  jobs = [(m, t.label, lambda m=m, t=t: METHODS[m].run(workload, t, cost=cost))
+          for m in methods for t in sweeps[m]]
   if static:
     jobs += [("static", json.dumps(c), lambda c=c: static_method(workload, c))
              for c in workload.grid()]
@@ -90,34 +103,40 @@ def run(workload: Workload, out_dir: pathlib.Path, *, lambdas: Sequence[float] =
     with log.open("a") as f:  # one line per finished unit: an interruption loses nothing
       f.write(json.dumps({"schema": SCHEMA_VERSION, **identity, "method": method, "unit": unit,
                           "records": [r.to_json() for r in records]}) + "\n")
-  results = _results(workload, done, tradeoffs, methods, static)
+  results = _results(workload, done, sweeps, methods, static, cost)
   (out_dir / "results.json").write_text(json.dumps(results, indent=2))
   if verbose:
     print(report.table(results))
   return results
 
 
-def _results(workload, done, tradeoffs, methods, static) -> dict:
-  by_label = {t.label: t for t in tradeoffs}
+def _results(workload, done, sweeps, methods, static, cost) -> dict:
   identity = _identity(workload)
   results = {"schema": SCHEMA_VERSION, **identity, "proxy": identity["proxy"] or "default",
              "segments": workload.num_segments, "frames_per_segment": workload.frames_per_segment,
              "seconds_per_segment": workload.seconds_per_segment,
+             "warmup_segments": workload.warmup_segments,
+             "best_bytes": {str(i): workload.best_bytes(i) for i in range(workload.num_segments)},
+             "cost_model": {"backward_cost": cost.backward_cost,
+                            "spare_gpu_fps": cost.spare_gpu_fps},
              "device": str(jax.devices()[0]), "runs": [], "static": []}
   for (method, unit), records in done.items():
     if method == "static":
       if static:
         results["static"].append({"config": records[0].config,
-                                  "total": report.summarise(records, workload, None)})
+                                  "total": report.summarise(records, workload, None, cost),
+                                  "per_segment": [r.to_json() for r in records]})
       continue
-    if unit not in by_label or method not in methods:
+    asked = {t.label: t for t in sweeps.get(method, ())}
+    if unit not in asked:
       continue  # kept in the log, not asked for this time
-    tradeoff = by_label[unit]
+    tradeoff = asked[unit]
     results["runs"].append({"method": method, "lambda": tradeoff.lam, "budget": tradeoff.budget,
-                            "total": report.summarise(records, workload, tradeoff),
+                            "target": tradeoff.target,
+                            "total": report.summarise(records, workload, tradeoff, cost),
                             "per_segment": [r.to_json() for r in records]})
   results["runs"].sort(key=lambda r: (list(METHODS).index(r["method"]), r["lambda"] or 0,
-                                      r["budget"] or 0))
+                                      r["budget"] or 0, r["target"] or 0))
   results["comparison"] = report.compare(results["runs"])
   results["versus_static"] = report.versus_static(results["runs"], results["static"])
   return results

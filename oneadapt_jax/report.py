@@ -8,12 +8,17 @@ from collections.abc import Sequence
 import numpy as np
 
 from oneadapt_jax.baselines import BASELINES
-from oneadapt_jax.core import Record, Tradeoff, Workload, utility
+from oneadapt_jax.core import CostModel, Record, Tradeoff, Workload, utility
 
 
-def summarise(records: Sequence[Record], workload: Workload, tradeoff: Tradeoff | None) -> dict:
-  """Totals over the segments: mean accuracy, real bytes (also relative to the best-quality
-  configuration's), and every cost counted in frames."""
+def summarise(records: Sequence[Record], workload: Workload, tradeoff: Tradeoff | None,
+              cost: CostModel | None = None) -> dict:
+  """Totals over the scored segments (the warm-up left out): mean accuracy, real bytes (also
+  relative to the best-quality configuration's), every cost counted in frames, and GPU work in
+  forward-equivalents (`cost`); what the warm-up cost in profiling is reported beside them."""
+  cost = cost or CostModel()
+  warm = [r for r in records if r.segment < workload.warmup_segments]
+  records = [r for r in records if r.segment >= workload.warmup_segments]
   best = sum(workload.best_bytes(r.segment) for r in records)
   total_bytes = sum(r.bytes for r in records)
   accuracy = float(np.mean([r.accuracy for r in records]))
@@ -23,7 +28,9 @@ def summarise(records: Sequence[Record], workload: Workload, tradeoff: Tradeoff 
            "dnn_frames": sum(r.dnn_frames for r in records),
            "backward_passes": sum(r.backward_passes for r in records),
            "profiling_frames": sum(r.profiling_frames for r in records),
-           "camera_encodes": sum(r.camera_encodes for r in records)}
+           "camera_encodes": sum(r.camera_encodes for r in records),
+           "gpu": cost.total_gpu(records),
+           "warmup_profiling_frames": sum(r.profiling_frames for r in warm)}
   if tradeoff is not None and tradeoff.lam is not None:
     total["utility"] = utility(accuracy, total_bytes, best, tradeoff.lam)
   return total
@@ -49,6 +56,7 @@ def compare(runs: Sequence[dict], *, tolerance: float = 0.02) -> list[dict]:
     gpu = min(at_accuracy, key=lambda t: t["dnn_frames"] + t["profiling_frames"], default=None)
     rows.append({
         "baseline": run["method"], "lambda": run.get("lambda"), "budget": run.get("budget"),
+        "target": run.get("target"),
         "baseline_accuracy": theirs["accuracy"], "baseline_bytes": theirs["bytes"],
         "bytes_ratio_at_matched_accuracy":
             None if cheapest is None else cheapest["bytes"] / theirs["bytes"],
@@ -91,7 +99,8 @@ def table(results: dict) -> str:
   for entry in results["runs"]:
     t = entry["total"]
     label = (f"lambda={entry['lambda']:g}" if entry["lambda"] is not None
-             else f"{entry['budget']:g} B/s")
+             else f"{entry['budget']:g} B/s" if entry["budget"] is not None
+             else f"target={entry.get('target'):g}")
     lines.append(f"{entry['method']:<10}{label:>16}{t['accuracy']:>10.3f}"
                  f"{t['relative_bytes']:>12.3f}{t['dnn_frames']:>6}{t['backward_passes']:>6}"
                  f"{t['profiling_frames']:>11}")

@@ -14,9 +14,10 @@ from oneadapt_jax import cli, configs
 @pytest.mark.parametrize("name", configs.NAMES)
 def test_every_bundled_config_and_its_small_variant_load(name):
   full, small = configs.get(name), configs.get(f"{name}:runlocal")
-  assert set(full) == set(configs.KEYS) and set(small) == set(configs.KEYS)
+  keys = configs.BENCH_KEYS if name == "bench" else configs.KEYS
+  assert set(full) == set(keys) and set(small) == set(keys)
   assert small["workload"].get("max_segments") is not None  # runlocal is small
-  if name == "demo":  # a prefix of vtest, by design (its docstring says why)
+  if name in ("demo", "bench"):  # prefixes of vtest, by design (their docstrings say why)
     assert full["workload"]["max_segments"] > small["workload"]["max_segments"]
   else:
     assert full["workload"].get("max_segments") is None

@@ -1,6 +1,7 @@
 """The methods OneAdapt is measured against, one module each, and the registry of every method.
 
-Every method takes a `Workload` and a `Tradeoff` and returns one `Record` per segment: the
+Every method takes a `Workload`, a `Tradeoff` and a `CostModel` (whose profiling delays it
+obeys) and returns one `Record` per segment: the
 configuration sent, its real accuracy and bytes, the forward passes it ran, and the inference it
 spent profiling configurations it did not send (`profiling_frames`). Profiling reuses the
 workload's memoised evaluations, so a sweep is computed once however many methods ask.
@@ -25,11 +26,14 @@ from oneadapt_jax.core import Method, oneadapt
 
 METHODS: dict[str, Method] = {
     "oneadapt": Method(oneadapt, summary="OneAdapt: gradient ascent with AccGrad"),
-    "awstream": Method(awstream, summary="AWStream: offline joint profile, Pareto frontier"),
-    "chameleon": Method(chameleon, summary="Chameleon: knob-at-a-time periodic re-profiling"),
-    "reducto": Method(reducto, requires=("frame_filter",),
+    "awstream": Method(awstream, summary="AWStream: offline profile, Pareto frontier, online "
+                       "re-profiling", sweeps=("lam", "budget", "target")),
+    "chameleon": Method(chameleon, summary="Chameleon: back-to-back knob-at-a-time profiling "
+                        "with top-k followers", sweeps=("lam", "budget", "target")),
+    "reducto": Method(reducto, requires=("frame_filter",), sweeps=("target",),
                       summary="Reducto: camera-side frame filtering to an accuracy target"),
-    "oracle": Method(oracle, summary="the per-segment best grid configuration (upper bound)"),
+    "oracle": Method(oracle, summary="the per-segment best grid configuration (upper bound)",
+                     sweeps=("lam", "budget", "target")),
 }
 #: The methods `compare` reads OneAdapt against (the oracle is a bound, not a competitor).
 BASELINES = ("awstream", "chameleon", "reducto")

@@ -1,54 +1,78 @@
-"""Chameleon (Jiang et al., SIGCOMM'18): a knob at a time (knob independence), the others held,
-re-profiled every `period` segments on the segment at hand; as in OneAdapt's re-implementation, a
-new choice takes effect only after the profiling delay `ceil(profiled frames / spare_gpu_fps)`
-seconds."""
+"""Chameleon (Jiang et al., SIGCOMM'18), as OneAdapt's authors re-implemented it: profiling back
+to back on the server's spare GPU, one knob at a time, with temporal incrementality.
+
+- A *leader* profile searches one knob at a time from the current choice (knob independence:
+  each knob in turn over its grid values, the others held) on the segment at hand, and keeps the
+  `top_k` configurations it profiled that suit the trade-off best.
+- The next `followers` profiles re-profile only those top-k configurations (temporal
+  incrementality) on the segment at hand; then a leader again.
+- A profile starts when the last one landed; its result applies `CostModel.delay(profiled
+  frames)` segments after it started, and its inference is charged as profiling on the segment
+  it started on. The first profile starts on segment 0 from the best-quality configuration, so
+  the warm-up is used like any other time.
+
+Profiling reads each configuration's true accuracy on the segment and its upload is not charged,
+as in OneAdapt's re-implementation; both favour the baseline.
+"""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
-from oneadapt_jax.baselines._common import choose
-from oneadapt_jax.core import Config, Record, Tradeoff, Workload, config_key
+from oneadapt_jax.baselines._common import profile
+from oneadapt_jax.core import Config, CostModel, Record, Tradeoff, Workload, config_key
 
 
 def one_knob_at_a_time(workload: Workload, tradeoff: Tradeoff, start: Config, segment: int,
-                       configs: Sequence[Config]) -> tuple[Config, int]:
+                       configs: Sequence[Config], *, top_k: int = 1
+                       ) -> tuple[Config, int, list[Config]]:
   """Chameleon's knob-independent search from `start`: each knob in turn (in the grid's key
-  order) over its grid values, the others held at their current choice. Returns the choice and
-  the number of configurations profiled."""
-  current, profiled = dict(start), {config_key(start)}
+  order) over its grid values, the others held at their current choice. Returns the choice,
+  the number of configurations profiled, and the `top_k` profiled ones that suit `tradeoff`
+  best (the choice first)."""
+  best_bytes, seconds = float(workload.best_bytes(segment)), workload.seconds_per_segment
+  current, seen = dict(start), {}
   for name in configs[0]:
-    candidates = sorted({c[name] for c in configs})
-    options = [{**current, name: v} for v in candidates]
-    profiled.update(config_key(o) for o in options)
-    current = choose(workload, tradeoff, options, [segment])
-  return current, len(profiled)
+    options = [{**current, name: v} for v in sorted({c[name] for c in configs})]
+    seen.update(profile(workload, options, [segment]))
+    current = max((seen[config_key(o)] for o in options),
+                  key=lambda e: tradeoff.score(e[1], e[2], best_bytes, seconds))[0]
+  ranked = sorted(seen.values(), key=lambda e: tradeoff.score(e[1], e[2], best_bytes, seconds),
+                  reverse=True)
+  top = [current] + [e[0] for e in ranked if config_key(e[0]) != config_key(current)]
+  return current, len(seen), top[:top_k]
 
 
-def chameleon(workload: Workload, tradeoff: Tradeoff, *, period: int = 4,
-              spare_gpu_fps: float = 5.0) -> list[Record]:
-  """Knob-independent periodic re-profiling with a profiling delay.
-
-  Segment 0 is profiled offline (as AWStream's profile is) and its choice holds from the start;
-  from then on, every `period` segments the segment at hand is re-profiled from the current
-  choice, and the result takes effect `ceil(profiled frames / spare_gpu_fps)` seconds later
-  (5 frames/s of spare GPU, as in OneAdapt's code). A new profile starts only when the last has
-  landed.
-  """
+def chameleon(workload: Workload, tradeoff: Tradeoff, *, cost: CostModel | None = None,
+              top_k: int = 5, followers: int = 3) -> list[Record]:
+  """Chameleon's back-to-back, knob-at-a-time profiling with top-k followers (see the module)."""
+  cost = cost or CostModel()
   configs = workload.grid()
-  frames = workload.frames_per_segment
-  current, count = one_knob_at_a_time(workload, tradeoff, workload.best, 0, configs)
-  records, pending = [], None  # pending: (segment it lands on, configuration)
+  frames, seconds = workload.frames_per_segment, workload.seconds_per_segment
+  current, top, since_leader = workload.best, [], followers
+  records, pending = [], None  # pending: (segment it lands on, choice, top-k)
   for i in range(workload.num_segments):
+    profiling = 0
     if pending is not None and pending[0] <= i:
-      current, pending = pending[1], None
-    profiling = frames * count if i == 0 else 0
-    if i > 0 and i % period == 0 and pending is None:
-      choice, profiled = one_knob_at_a_time(workload, tradeoff, current, i, configs)
-      profiling = frames * profiled
-      delay = math.ceil(profiling / spare_gpu_fps / workload.seconds_per_segment)
-      pending = (i + max(delay, 1), choice)
-    records.append(Record("chameleon", i, current, *workload.evaluate(i, current),
+      _, current, top = pending
+      pending = None
+    if pending is None:
+      if since_leader >= followers or not top:
+        choice, count, ranked = one_knob_at_a_time(workload, tradeoff, current, i, configs,
+                                                   top_k=top_k)
+        since_leader = 0
+      else:
+        table = profile(workload, top, [i])
+        best_bytes = float(workload.best_bytes(i))
+        ranked = sorted(top, key=lambda c: tradeoff.score(
+            table[config_key(c)][1], table[config_key(c)][2], best_bytes, seconds), reverse=True)
+        choice, count = ranked[0], len(top)
+        since_leader += 1
+      profiling = frames * count
+      pending = (i + cost.delay(profiling, seconds), choice, ranked)
+    records.append(Record("chameleon", i, dict(current), *workload.evaluate(i, current),
                           profiling_frames=profiling))
   return records
+
+
+__all__ = ("chameleon", "one_knob_at_a_time")

@@ -24,8 +24,13 @@ import json
 import pathlib
 
 #: The bundled experiments.
-NAMES = ("demo", "video", "vtest", "audio", "lidar")
+NAMES = ("demo", "video", "vtest", "audio", "lidar", "bench")
 KEYS = ("kind", "workload", "sources", "lambdas", "budgets", "methods", "static")
+#: The keys of a bench config (`oneadapt_jax.bench`, `configs/bench.py`): each method's own
+#: trade-off labels (`sweeps`), the cost model's options, the cost axis of its curves, the
+#: bootstrap's resamples.
+BENCH_KEYS = ("name", "kind", "workload", "sources", "sweeps", "static", "axis", "cost",
+              "resamples")
 
 
 def get(spec: str) -> dict:
@@ -46,9 +51,10 @@ def get(spec: str) -> dict:
   if not hasattr(module, "get_config"):
     raise ValueError(f"config {name!r} has no get_config()")
   config = module.get_config(arg or None)
-  unknown = set(config) - set(KEYS)
+  known = BENCH_KEYS if "sweeps" in config else KEYS
+  unknown = set(config) - set(known)
   if unknown:
-    raise ValueError(f"config {name!r}: unknown keys {sorted(unknown)}; known: {', '.join(KEYS)}")
+    raise ValueError(f"config {name!r}: unknown keys {sorted(unknown)}; known: {', '.join(known)}")
   return config
 
 
@@ -63,10 +69,11 @@ def override(config: dict, assignment: str) -> dict:
     value = text
   config = copy.deepcopy(config)
   *parents, last = key.split(".")
-  if parents and parents != ["workload"] or not parents and last not in KEYS:
-    raise ValueError(f"unknown config key {key!r}; known: {', '.join(KEYS)}, workload.OPTION")
+  known = BENCH_KEYS if "sweeps" in config else KEYS
+  if parents and parents != ["workload"] or not parents and last not in known:
+    raise ValueError(f"unknown config key {key!r}; known: {', '.join(known)}, workload.OPTION")
   (config.setdefault("workload", {}) if parents else config)[last] = value
   return config
 
 
-__all__ = ("KEYS", "NAMES", "get", "override")
+__all__ = ("BENCH_KEYS", "KEYS", "NAMES", "get", "override")

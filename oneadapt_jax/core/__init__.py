@@ -7,6 +7,7 @@ Everything here works on any kind of stream through the `Workload` protocol; the
 from oneadapt_jax.core._controller import Bound as Bound
 from oneadapt_jax.core._controller import Controller as Controller
 from oneadapt_jax.core._controller import config_of as config_of
+from oneadapt_jax.core._cost import CostModel as CostModel
 from oneadapt_jax.core._loop import LoopState as LoopState
 from oneadapt_jax.core._loop import mesh as mesh
 from oneadapt_jax.core._loop import oneadapt as oneadapt
@@ -30,6 +31,7 @@ __all__ = (
     "Bound",
     "Config",
     "Controller",
+    "CostModel",
     "LoopState",
     "Method",
     "Outcome",

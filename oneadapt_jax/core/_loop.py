@@ -99,6 +99,9 @@ def run_oneadapt(workload: Workload, tradeoffs: Sequence[Tradeoff], *,
   """
   if not tradeoffs:
     raise ValueError("give at least one trade-off")
+  if any(t.target is not None for t in tradeoffs):
+    raise ValueError("OneAdapt ascends accuracy - lambda * cost: give it lambdas or budgets, "
+                     "not an accuracy target")
   bound = (Controller() if controller is None else controller).bind(workload)
   devices = mesh()
   runs = NamedSharding(devices, P("runs"))
@@ -152,12 +155,15 @@ def run_oneadapt(workload: Workload, tradeoffs: Sequence[Tradeoff], *,
   return records
 
 
-def oneadapt(workload: Workload, tradeoff: Tradeoff, *, grad_frames: int | None = 2,
+def oneadapt(workload: Workload, tradeoff: Tradeoff, *, cost=None,
+             grad_frames: int | None = 2,
              learning_rate: float = 1.0, betas: tuple[float, float] = (0.5, 0.5),
              in_rungs: bool = True, start: float = 0.5, dual_step: float = 0.25,
              initial_lam: float = 0.0) -> list[Record]:
   """OneAdapt as a method: one run of `run_oneadapt` (see there and `Controller`;
-  `grad_frames=None`: the backward pass on every frame)."""
+  `grad_frames=None`: the backward pass on every frame). `cost` is not read: what AccGrad costs
+  is in the records (`backward_passes`), priced by the `CostModel` when they are summarised."""
+  del cost
   frames = workload.frames_per_segment if grad_frames is None else grad_frames
   controller = Controller(frames, learning_rate, tuple(betas), in_rungs)
   (records,) = run_oneadapt(workload, [tradeoff], controller=controller, start=start,

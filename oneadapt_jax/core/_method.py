@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import NamedTuple
 
-from oneadapt_jax.core._types import Record, Tradeoff
+from oneadapt_jax.core._types import Record
 from oneadapt_jax.core._workload import Workload
 
 
@@ -13,19 +13,23 @@ class Method(NamedTuple):
   """A registered way of choosing configurations.
 
   Attributes:
-    run: `(workload, tradeoff) -> records`, one `Record` per segment.
+    run: `(workload, tradeoff, *, cost) -> records`, one `Record` per segment (`cost`: the
+      `CostModel` whose profiling delays it obeys).
+    sweeps: the kinds of trade-off its curve sweeps (`"lam"`, `"budget"`, `"target"`).
     requires: knobs the workload's real sender must have beyond its chain
       (`Workload.extra_knobs`), e.g. Reducto's `"frame_filter"`.
     summary: one line for listings and error messages.
   """
 
-  run: Callable[[Workload, Tradeoff], list[Record]]
+  run: Callable[..., list[Record]]
   requires: tuple[str, ...] = ()
   summary: str = ""
+  sweeps: tuple[str, ...] = ("lam", "budget")
 
   def why_not(self, workload: Workload) -> str | None:
     """Why the method does not apply to `workload`, or `None` when it does."""
-    missing = [k for k in self.requires if k not in workload.extra_knobs]
+    missing = [k for k in self.requires
+               if k not in workload.extra_knobs and k not in workload.knob.values]
     if not missing:
       return None
     return (f"needs the knob{'s' if len(missing) > 1 else ''} {', '.join(missing)}, which the "

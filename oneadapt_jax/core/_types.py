@@ -36,31 +36,55 @@ class Outcome(NamedTuple):
 
 @dataclasses.dataclass(frozen=True)
 class Tradeoff:
-  """A fixed `lam` or a `budget` (bytes per second of stream); exactly one is set."""
+  """What a method aims at: a `lam` (utility `accuracy - lam * relative bytes`), a `budget`
+  (bytes per second of stream) or an accuracy `target` (the cheapest configuration that meets
+  it, as Reducto states its goal); exactly one is set."""
 
   lam: float | None = None
   budget: float | None = None
+  target: float | None = None
 
   def __post_init__(self):
-    if (self.lam is None) == (self.budget is None):
-      raise ValueError("a trade-off is a lambda or a budget (bytes/s), exactly one")
+    if sum(v is not None for v in (self.lam, self.budget, self.target)) != 1:
+      raise ValueError("a trade-off is a lambda, a budget (bytes/s) or an accuracy target, "
+                       "exactly one")
     if self.lam is not None and not (np.isfinite(self.lam) and self.lam >= 0):
       raise ValueError(f"lambda must be finite and >= 0, got {self.lam}")
     if self.budget is not None and not (np.isfinite(self.budget) and self.budget > 0):
       raise ValueError(f"budget must be a positive number of bytes per second, got {self.budget}")
+    if self.target is not None and not 0.0 < self.target <= 1.0:
+      raise ValueError(f"an accuracy target is in (0, 1], got {self.target}")
 
   @property
   def label(self) -> str:
-    return f"lambda={self.lam:g}" if self.lam is not None else f"budget={self.budget:g}B/s"
+    if self.lam is not None:
+      return f"lambda={self.lam:g}"
+    if self.budget is not None:
+      return f"budget={self.budget:g}B/s"
+    return f"target={self.target:g}"
+
+  @classmethod
+  def parse(cls, label: str) -> Tradeoff:
+    """The trade-off of a `label`."""
+    name, _, value = label.partition("=")
+    value = value.removesuffix("B/s")
+    if name not in ("lambda", "budget", "target") or not value:
+      raise ValueError(f"a trade-off label is lambda=V, budget=VB/s or target=V, got {label!r}")
+    return cls(**{"lam" if name == "lambda" else name: float(value)})
 
   def score(self, accuracy: float, num_bytes: float, best_bytes: float, seconds: float = 1.0):
     """A key to maximise: utility for a lambda; for a budget, the most accurate configuration
-    that fits, or the cheapest when none does."""
+    that fits, or the cheapest when none does; for a target, the cheapest configuration that
+    meets it, or the most accurate when none does."""
     if self.lam is not None:
       return (1, utility(accuracy, num_bytes, best_bytes, self.lam))
-    if num_bytes <= self.budget * seconds:
-      return (1, accuracy)
-    return (0, -num_bytes)
+    if self.budget is not None:
+      if num_bytes <= self.budget * seconds:
+        return (1, accuracy)
+      return (0, -num_bytes)
+    if accuracy >= self.target:
+      return (1, -num_bytes)
+    return (0, accuracy)
 
 
 def utility(accuracy: float, num_bytes: float, best_bytes: float, lam: float) -> float:

@@ -16,6 +16,8 @@ from __future__ import annotations
 import dataclasses
 import functools
 import itertools
+import json
+import pathlib
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
@@ -45,6 +47,8 @@ class Workload(Protocol):
     seconds_per_segment: the stream time one segment covers.
     extra_knobs: knobs the real sender has besides the chain (video: Reducto's
       `"frame_filter"`); a configuration may name them, and methods declare which they need.
+    warmup_segments: the prefix no method is scored on; profiling baselines may profile it
+      offline, and every method may use it.
   """
 
   kind: str
@@ -57,6 +61,7 @@ class Workload(Protocol):
   frames_per_segment: int
   seconds_per_segment: float
   extra_knobs: Mapping[str, knobs.Knob]
+  warmup_segments: int
 
   def raw(self, index: int) -> Any:
     """Segment `index` as `knob.apply` takes it."""
@@ -96,6 +101,7 @@ class WorkloadBase:
   frames_per_segment: int = 1
   seconds_per_segment: float = 1.0
   extra_knobs: Mapping[str, knobs.Knob] = {}
+  warmup_segments: int = 0
 
   @property
   def num_segments(self) -> int:
@@ -117,9 +123,53 @@ class WorkloadBase:
     raise NotImplementedError
 
   def remember(self, index: int, config: Config, outcome: Outcome) -> Outcome:
-    """Stores an outcome `observe` computed, for `evaluate`."""
+    """Stores an outcome `observe` computed, for `evaluate` (and in the file `keep_outcomes`
+    named, if any)."""
     self._memo[(index, config_key(config))] = outcome
+    store = getattr(self, "_store", None)
+    if store is not None:
+      with store.open("a") as f:
+        f.write(json.dumps({"segment": index, "config": dict(config),
+                            "outcome": list(outcome)}) + "\n")
     return outcome
+
+  def identity(self) -> dict:
+    """What outcomes depend on: the stream, the task, the model and the sender's options (not
+    the proxy, which only OneAdapt reads)."""
+    return {"kind": self.kind, "task": self.task, "source": self.source,
+            "knobs": list(self.knob.values), "model": getattr(self, "model_name", None), "preset": getattr(self, "preset", None),
+            "frames_per_segment": self.frames_per_segment,
+            "seconds_per_segment": self.seconds_per_segment}
+
+  def keep_outcomes(self, path: str | pathlib.Path) -> int:
+    """Keeps every outcome in `path` (JSON lines), reading back those already there, so that an
+    interrupted experiment never sends a configuration twice. Returns how many were read.
+
+    Raises `ValueError` when the file was written for another workload (`identity`)."""
+    path = pathlib.Path(path)
+    identity, read = self.identity(), 0
+    if path.exists() and path.stat().st_size:
+      text = path.read_text()
+      if not text.endswith("\n"):  # cut mid-line by a kill: the next entry starts afresh
+        with path.open("a") as f:
+          f.write("\n")
+      lines = text.splitlines()
+      header = json.loads(lines[0])
+      if header.get("identity") != identity:
+        raise ValueError(f"{path} holds outcomes of another workload ({header.get('identity')}; "
+                         f"this one is {identity}). Move it away or choose another --out.")
+      for line in lines[1:]:
+        try:
+          entry = json.loads(line)
+        except json.JSONDecodeError:  # the line being written when a run was killed
+          continue
+        self._memo[(entry["segment"], config_key(entry["config"]))] = Outcome(*entry["outcome"])
+        read += 1
+    else:
+      path.parent.mkdir(parents=True, exist_ok=True)
+      path.write_text(json.dumps({"identity": identity}) + "\n")
+    self._store = path
+    return read
 
   def evaluate(self, index: int, config: Config) -> Outcome:
     key = (index, config_key(config))

@@ -23,7 +23,11 @@ import knobs
 import models
 from oneadapt_jax import codec, data, metrics
 from oneadapt_jax.core import Config, Outcome, WorkloadBase
+from oneadapt_jax.workloads.video import _filter
 from oneadapt_jax.workloads.video._tasks import TASKS, Task, default_model, per_frame, task_spec
+
+#: Reducto's difference features, as a configuration's `filter_feature` indexes them.
+FILTER_FEATURES = _filter.FEATURES
 
 
 def knob_chain(source_fps: float = data.ANALYSIS_FPS) -> knobs.Knob:
@@ -57,6 +61,10 @@ class VideoWorkload(WorkloadBase):
     model_name: the model's name when it is not the task's own (`task_spec`).
     preset: the x264 preset of the real sender.
     qp_stride: the profiling grid takes every `qp_stride`-th QP (the best included).
+    warmup_segments: the prefix no method is scored on (see `Workload`).
+    chain: `"encoding"` (resolution, frame rate, QP; Reducto's frame filter an extra knob of the
+      sender) or `"frame_filter"` (the frame filter alone, at the best encoding: what OneAdapt
+      drives when it is compared with Reducto).
   """
 
   kind = "video"
@@ -68,15 +76,25 @@ class VideoWorkload(WorkloadBase):
   preset: str = "veryfast"
   model_name: str | None = None
   qp_stride: int = 3
+  warmup_segments: int = 0
+  chain: str = "encoding"
   references: list = dataclasses.field(default_factory=list, repr=False)
 
   def __post_init__(self):
     _check(self.task, self.proxy_name, self.model_name)
     if not self.segments:
       raise ValueError(f"clip {self.source!r} has no segments to adapt over")
+    if not 0 <= self.warmup_segments < len(self.segments):
+      raise ValueError(f"a warm-up of {self.warmup_segments} segments leaves none to score on "
+                       f"{self.source!r} ({len(self.segments)} segments)")
     self.source_fps = float(self.segments[0].fps)
-    self.knob = knob_chain(self.source_fps)
-    self.extra_knobs = {"frame_filter": knobs.frame_filter()}
+    if self.chain == "encoding":
+      self.knob = knob_chain(self.source_fps)
+      self.extra_knobs = {"frame_filter": knobs.frame_filter()}
+    elif self.chain == "frame_filter":
+      self.knob, self.extra_knobs = knobs.chain(frame_filter=knobs.frame_filter()), {}
+    else:
+      raise ValueError(f"unknown knob chain {self.chain!r}; available: encoding, frame_filter")
     self._infer = jax.jit(lambda x: self.model(x))
     if not self.references:
       self.references = [self.post(self._infer(jnp.asarray(s.as_float())))
@@ -109,25 +127,41 @@ class VideoWorkload(WorkloadBase):
 
   def grid(self) -> list[Config]:
     """Every resolution, every `qp_stride`-th QP (the best included) and the two top frame
-    rates; a knob-at-a-time search walks resolution, QP, then frame rate."""
+    rates; a knob-at-a-time search walks resolution, QP, then frame rate. (The frame-filter
+    chain: every threshold.)"""
+    if self.chain == "frame_filter":
+      return super().grid()
     ladders = self.ladders()
     qps = self.ladders(stride=self.qp_stride)["qp"]
     return [{"resolution": r, "qp": q, "frame_rate": f} for r, q, f in
             itertools.product(ladders["resolution"], qps, ladders["frame_rate"][-2:])]
+
+  def filter_features(self, index: int, feature: str) -> np.ndarray:
+    """Reducto's difference `feature` (`FILTER_FEATURES`) of each frame of segment `index`
+    against the one before it, on the camera's raw frames: `float [T - 1]`."""
+    return _filter.consecutive(feature, self.segments[index].frames)
 
   def post(self, outputs):
     return per_frame(self.spec, self.model, outputs, self.segments[0].size)
 
   def encode(self, index: int, config: Config) -> codec.Encoding:
     """The real sender: x264 at the configuration (frames filtered first when it names a
-    `frame_filter` threshold)."""
+    `frame_filter` threshold; `filter_feature` picks Reducto's difference feature, an index
+    into `FILTER_FEATURES`, the changed-pixel fraction by default)."""
     frames = self.segments[index].frames
     sent = None
-    if config.get("frame_filter") is not None:
+    feature = int(config.get("filter_feature", 0))
+    if not 0 <= feature < len(_filter.FEATURES):
+      raise ValueError(f"filter_feature is an index into {_filter.FEATURES}, got {feature}")
+    if config.get("frame_filter") is not None and feature == 0:
       sent = np.asarray(knobs.frame_filter_sent(frames.astype(np.float32) / 255.0,
                                                 config["frame_filter"]))
+    elif config.get("frame_filter") is not None:
+      sent = _filter.sent_frames(_filter.FEATURES[feature], frames, config["frame_filter"])
     fps = config.get("frame_rate", self.source_fps)
-    return codec.encode(frames, resolution=config["resolution"], qp=config["qp"],
+    best_qp = float(knobs.quantization().values[-1])
+    return codec.encode(frames, resolution=config.get("resolution", 1.0),
+                        qp=config.get("qp", best_qp),
                         fps=None if fps >= self.source_fps else fps,
                         source_fps=self.source_fps, sent=sent, preset=self.preset)
 
@@ -147,13 +181,14 @@ class VideoWorkload(WorkloadBase):
 def build(*, task: str = "detection", source: str = "carphone", proxy: str | None = None,
           max_segments: int | None = None, segment_seconds: float = 1.0,
           preset: str = "veryfast", model: str | None = None,
-          qp_stride: int = 3) -> VideoWorkload:
+          qp_stride: int = 3, warmup: int = 0, chain: str = "encoding") -> VideoWorkload:
   """A video workload. `source`: a bundled clip's name (`oneadapt_jax.data.CLIPS`), `tfds:NAME`
   for the same clip read through the tensorflow-datasets builder (`oneadapt_jax.tfds_video`), or
   the path of a video file. `proxy`: another proxy of the task to ascend (e.g. `"expected_f1"`
   for detection). `model`: the task's model; by default the task's own, or the one the clip
   calls for (`CLIP_MODELS`: pedestrians on vtest). `qp_stride`: the profiling grid's QP step
-  (every `qp_stride`-th of the 16 QPs, the best included)."""
+  (every `qp_stride`-th of the 16 QPs, the best included). `warmup`: segments at the start
+  that no method is scored on. `chain`: `"encoding"` or `"frame_filter"` (`VideoWorkload`)."""
   model = model or default_model(task, source)
   _check(task, proxy, model)  # before any clip is decoded or model loaded
   if source.startswith("tfds:"):
@@ -178,4 +213,5 @@ def build(*, task: str = "detection", source: str = "carphone", proxy: str | Non
     raise ValueError(f"clip {source!r} has no segments to adapt over")
   spec = task_spec(task, model)
   return VideoWorkload(task, source, segments, models.load(spec.model), proxy, preset,
-                       qp_stride=qp_stride, model_name=spec.model)
+                       qp_stride=qp_stride, model_name=spec.model, warmup_segments=warmup,
+                       chain=chain)

@@ -1,0 +1,264 @@
+"""`oneadapt bench`: every method against every other, curve against curve, by one protocol.
+
+For each bench config (`oneadapt_jax/configs/bench.py`: a clip, a task and a knob chain):
+
+1. the workload with its warm-up prefix, its outcomes kept in `outcomes.jsonl` (a killed bench
+   never sends a configuration twice);
+2. the cost model: `backward_cost` measured on the model at the clip's frame size (the
+   controller's AccGrad step against a forward pass of the model on the same frames; kept in
+   `cost.json`), the spare GPU rate from the config;
+3. every method over its own trade-off sweep, and every grid configuration held fixed, through
+   `oneadapt_jax.experiment.run` (resumable unit by unit);
+4. the curves compared (`oneadapt_jax.curves`): OneAdapt against each baseline, the best static
+   configuration in hindsight (the static frontier) and the oracle, on the config's cost axis and
+   on GPU work, with bootstrap confidence intervals over the scored segments; written to
+   `report.md`, `comparison.json` and `curves.png`.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import platform
+import time
+from collections.abc import Mapping, Sequence
+
+import jax
+import numpy as np
+from flax import nnx
+
+from oneadapt_jax import curves, experiment
+from oneadapt_jax.core import Controller, CostModel, Tradeoff, Workload
+
+
+def measure_backward_cost(workload: Workload, controller: Controller | None = None, *,
+                          repeats: int = 3) -> dict:
+  """What one AccGrad frame costs in forward-equivalents, measured on `workload`'s model: the
+  controller's jitted AccGrad step (knob chain, model and proxy, forward and backward, on its
+  picked frames) against a jitted forward pass of the model alone on as many frames of the same
+  segment, each the median of `repeats` timed calls after compilation."""
+  bound = (controller or Controller()).bind(workload)
+  raw = workload.raw(workload.warmup_segments)
+  setting, _ = bound.init(1.0)
+  frames = workload.shown(setting, raw, bound.picked)
+  forward = jax.jit(lambda state, x: jax.tree.leaves(nnx.merge(bound.graphdef, state)(x)))
+  gradients = bound.jitted[0]
+
+  def timed(fn):
+    jax.block_until_ready(fn())
+    times = []
+    for _ in range(repeats):
+      start = time.perf_counter()
+      jax.block_until_ready(fn())
+      times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+  t_forward = timed(lambda: forward(bound.model_state, frames))
+  t_accgrad = timed(lambda: gradients(bound.model_state, setting, raw))
+  return {"backward_cost": t_accgrad / t_forward, "forward_s": t_forward,
+          "accgrad_s": t_accgrad, "frames": len(bound.picked),
+          "device": str(jax.devices()[0]), "machine": platform.processor() or platform.machine()}
+
+
+def _cost_model(workload: Workload, config: Mapping, out_dir: pathlib.Path) -> tuple[CostModel,
+                                                                                     dict]:
+  spec = dict(config.get("cost") or {})
+  measured = {}
+  if spec.get("backward_cost") is None:
+    path = out_dir / "cost.json"
+    if path.exists():
+      measured = json.loads(path.read_text())
+    else:
+      measured = measure_backward_cost(workload)
+      path.write_text(json.dumps(measured, indent=1))
+    spec["backward_cost"] = measured["backward_cost"]
+  return CostModel(**spec), measured
+
+
+def sweeps_of(config: Mapping) -> dict[str, list[Tradeoff]]:
+  """The config's `sweeps` (method -> trade-off labels) as trade-offs."""
+  return {method: [Tradeoff.parse(label) for label in labels]
+          for method, labels in config["sweeps"].items()}
+
+
+def run_bench(config: Mapping, out_dir: pathlib.Path, *, progress: bool = True,
+              resamples: int | None = None) -> dict:
+  """One bench config (a dict from `configs.get("bench:NAME")`) into `out_dir`; returns its
+  comparison (also in `comparison.json`, `report.md` and `curves.png`)."""
+  from oneadapt_jax import workloads
+
+  out_dir = pathlib.Path(out_dir)
+  out_dir.mkdir(parents=True, exist_ok=True)
+  (source,) = config.get("sources") or [None]
+  workload = workloads.build(config["kind"], source=source, **config.get("workload", {}))
+  kept = workload.keep_outcomes(out_dir / "outcomes.jsonl")
+  if progress and kept:
+    print(f"{config['name']}: {kept} outcomes read back from {out_dir / 'outcomes.jsonl'}")
+  cost, measured = _cost_model(workload, config, out_dir)
+  sweeps = sweeps_of(config)
+  results = experiment.run(workload, out_dir, methods=list(sweeps), sweeps=sweeps,
+                           static=config.get("static", True), cost=cost, progress=progress,
+                           verbose=False)
+  comparison = compare_results(results, axis=config.get("axis", "bytes"),
+                               resamples=resamples or config.get("resamples", 1000))
+  comparison |= {"name": config["name"], "measured_cost": measured,
+                 "cost_model": results["cost_model"]}
+  (out_dir / "comparison.json").write_text(json.dumps(comparison, indent=1))
+  (out_dir / "report.md").write_text(report(comparison))
+  plot(comparison, out_dir / "curves.png")
+  return comparison
+
+
+def compare_results(results: Mapping, *, axis: str = "bytes", resamples: int = 1000) -> dict:
+  """OneAdapt's curve against every other curve of a `results.json`, on `axis` and on GPU."""
+  runs = curves.runs_of(results)
+  by_method: dict[str, list[curves.Run]] = {}
+  for run in runs:
+    by_method.setdefault(run.method, []).append(run)
+  ours = by_method.get("oneadapt", [])
+  rows = []
+  for method, theirs in by_method.items():
+    if method == "oneadapt" or not ours:
+      continue
+    if method == "static":  # the best static configuration in hindsight: the static frontier
+      front = curves.frontier([(r.point()["accuracy"], r.point()[axis]) for r in theirs])
+      theirs = [r for r in theirs if any(np.allclose((r.point()["accuracy"], r.point()[axis]), f)
+                                         for f in front)]
+    for on in dict.fromkeys((axis, "gpu")):
+      rows.append({"ours": "oneadapt", "theirs": method, "axis": on,
+                   **curves.compare(ours, theirs, on, resamples=resamples)})
+  points = {method: [{"label": r.label, **r.point(),
+                      **({} if method == "static" else curves.point_intervals(r))}
+                     for r in group]
+            for method, group in by_method.items()}
+  return {"task": results["task"], "source": results["source"], "axis": axis,
+          "segments": results["segments"], "warmup_segments": results["warmup_segments"],
+          "frames_per_segment": results["frames_per_segment"], "device": results["device"],
+          "resamples": resamples, "points": points, "rows": rows}
+
+
+def _ci(interval, scale=100.0, fmt="{:+.1f}") -> str:
+  if interval is None:
+    return "n/a"
+  return f"[{fmt.format(interval[0] * scale)}, {fmt.format(interval[1] * scale)}]"
+
+
+def _pct(value, fmt="{:+.1f}%") -> str:
+  return "n/a" if value is None else fmt.format(value * 100)
+
+
+AXIS_NAMES = {"bytes": "bandwidth", "frames": "frames inferred", "gpu": "GPU"}
+
+
+def report(comparison: Mapping) -> str:
+  """The comparison as Markdown: each method's points, then OneAdapt against each curve."""
+  scored = comparison["segments"] - comparison["warmup_segments"]
+  cost = comparison["cost_model"]
+  header = (f"{scored} scored segments after a warm-up of {comparison['warmup_segments']}; "
+            f"{comparison['resamples']} bootstrap resamples of the segments (95% intervals); "
+            f"AccGrad frame = {cost['backward_cost']:.2f} forward-equivalents (measured); "
+            f"spare GPU {cost['spare_gpu_fps']:g} frames/s; {comparison['device']}.")
+  columns = ("| method | trade-off | accuracy | relative bytes | frames inferred / segment "
+             "| GPU / segment (fwd-eq.) |")
+  lines = [f"## {comparison['name']}: {comparison['task']} on {comparison['source']}", "",
+           header, "", columns, "|---|---|---|---|---|---|"]
+  for method, points in comparison["points"].items():
+    if method == "static":
+      continue
+    for p in points:
+      lines.append(f"| {method} | {p['label']} | {p['accuracy']:.3f} | {p['bytes']:.3f} | "
+                   f"{p['frames']:.2f} | {p['gpu']:.1f} |")
+  statics = comparison["points"].get("static", [])
+  if statics:
+    lines.append(f"| static | {len(statics)} configurations, frontier below | | | | |")
+  legend = ("OneAdapt against each curve: **saving** = 1 - OneAdapt's cost at their "
+            "accuracy / theirs (interpolated on OneAdapt's frontier; positive: OneAdapt "
+            "cheaper), **gain** = OneAdapt's accuracy at their cost - theirs (points), each the "
+            "mean over their points where OneAdapt's curve reaches (n/a: nowhere).")
+  columns = ("| against | on | saving at matched accuracy | 95% CI | accuracy gain at matched "
+             "cost | 95% CI | their points |")
+  lines += ["", legend, "", columns, "|---|---|---|---|---|---|---|"]
+  for row in comparison["rows"]:
+    gain = row["mean_gain"]
+    lines.append(f"| {row['theirs']} | {AXIS_NAMES[row['axis']]} | {_pct(row['mean_saving'])} "
+                 f"| {_ci(row['mean_saving_ci'])} | "
+                 f"{'n/a' if gain is None else f'{gain * 100:+.1f} pts'} | "
+                 f"{_ci(row['mean_gain_ci'])} | {len(row['points'])} |")
+  lines += ["", "Per point:", "",
+            "| against | on | their point | accuracy | cost | saving (95% CI) | gain (95% CI) |",
+            "|---|---|---|---|---|---|---|"]
+  for row in comparison["rows"]:
+    for k, p in enumerate(row["points"]):
+      saving, gain = row["saving"][k], row["gain"][k]
+      lines.append(f"| {row['theirs']} | {AXIS_NAMES[row['axis']]} | {p['label']} | {p['accuracy']:.3f} | "
+                   f"{p[row['axis']]:.3f} | {_pct(saving)} {_ci(row['saving_ci'][k])} | "
+                   f"{'n/a' if gain is None else f'{gain * 100:+.1f}'} "
+                   f"{_ci(row['gain_ci'][k])} |")
+  return "\n".join(lines) + "\n"
+
+
+STYLE = {"oneadapt": ("tab:red", "o"), "awstream": ("tab:blue", "s"),
+         "chameleon": ("tab:green", "^"), "reducto": ("tab:purple", "D"),
+         "oracle": ("black", "*"), "static": ("0.6", ".")}
+
+
+def plot(comparison: Mapping, path: pathlib.Path, *, resamples: int = 200) -> pathlib.Path:
+  """Accuracy against the cost axis and against GPU, one curve per method (its frontier as a
+  line, every point as a marker) with the 95% interval of each point's accuracy and cost drawn
+  as error bars."""
+  import matplotlib
+
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+
+  axes_names = list(dict.fromkeys((comparison["axis"], "gpu")))
+  fig, axes = plt.subplots(1, len(axes_names), figsize=(6 * len(axes_names), 4.5), squeeze=False)
+  for ax, axis in zip(axes[0], axes_names):
+    for method, points in comparison["points"].items():
+      colour, marker = STYLE.get(method, ("tab:gray", "x"))
+      xs = [p[axis] for p in points]
+      ys = [p["accuracy"] for p in points]
+      xerr = [[p[axis] - p.get(f"{axis}_ci", [p[axis]] * 2)[0] for p in points],
+              [p.get(f"{axis}_ci", [p[axis]] * 2)[1] - p[axis] for p in points]]
+      yerr = [[p["accuracy"] - p.get("accuracy_ci", [p["accuracy"]] * 2)[0] for p in points],
+              [p.get("accuracy_ci", [p["accuracy"]] * 2)[1] - p["accuracy"] for p in points]]
+      small = method == "static"
+      ax.errorbar(xs, ys, xerr=None if small else xerr, yerr=None if small else yerr,
+                  fmt=marker, color=colour, ms=4 if small else 6, alpha=0.5 if small else 0.9,
+                  capsize=2, label=method, zorder=1 if small else 3)
+      front = curves.frontier(list(zip(ys, xs)))
+      ax.plot(front[:, 1], front[:, 0], color=colour, lw=1 if small else 1.5, alpha=0.8)
+    ax.set_xlabel({"bytes": "bytes sent / bytes at best quality",
+                   "frames": "frames inferred per segment",
+                   "gpu": "server GPU per segment (forward-equivalents)"}[axis])
+    ax.set_ylabel("accuracy against the best-quality output")
+    ax.set_xscale("log")
+    ax.grid(alpha=0.3)
+  axes[0][0].set_title(f"{comparison['name']}: {comparison['task']} on {comparison['source']}")
+  axes[0][0].legend(fontsize=8, loc="lower right")
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+  return path
+
+
+def run_suite(names: Sequence[str], out_dir: pathlib.Path, *, progress: bool = True,
+              overrides: Sequence[str] = ()) -> list[dict]:
+  """Bench configs by name (`bench:NAME`) into `out_dir/NAME/`, and `out_dir/report.md` with
+  every one's report."""
+  from oneadapt_jax import configs
+
+  out_dir = pathlib.Path(out_dir)
+  done = []
+  for name in names:
+    config = configs.get(name if ":" in name else f"bench:{name}")
+    for assignment in overrides:
+      config = configs.override(config, assignment)
+    done.append(run_bench(config, out_dir / config["name"], progress=progress))
+    out_dir.joinpath("report.md").write_text(
+        "# oneadapt bench\n\n" + "\n".join(report(c) for c in done))
+  return done
+
+
+__all__ = ("compare_results", "measure_backward_cost", "plot", "report", "run_bench",
+           "run_suite", "sweeps_of")

@@ -1,0 +1,155 @@
+"""The honest comparison: curves against curves (checked against brute force on hand-made
+curves), and `oneadapt bench` end to end on its small config."""
+
+import json
+
+import numpy as np
+import pytest
+
+from oneadapt_jax import bench, configs, curves
+
+
+def _run(method, label, accuracy, num_bytes, best=100.0, frames=10.0, gpu=None):
+  accuracy, num_bytes = np.asarray(accuracy, float), np.asarray(num_bytes, float)
+  return curves.Run(method, label, accuracy, num_bytes, np.full_like(num_bytes, best),
+                    np.full_like(num_bytes, frames),
+                    np.full_like(num_bytes, frames if gpu is None else gpu))
+
+
+def test_frontier_keeps_exactly_the_points_nothing_beats():
+  rng = np.random.default_rng(0)
+  points = rng.uniform(0, 1, (40, 2))
+  front = curves.frontier(points)
+  brute = [p for p in points if not any((q[0] >= p[0]) and (q[1] <= p[1]) and
+                                        ((q[0] > p[0]) or (q[1] < p[1])) for q in points)]
+  assert sorted(map(tuple, front)) == sorted(map(tuple, brute))
+  assert np.all(np.diff(front[:, 1]) >= 0) and np.all(np.diff(front[:, 0]) >= 0)
+
+
+def test_interpolation_on_a_frontier_matches_the_hand_computed_line():
+  front = curves.frontier([(0.6, 0.2), (0.9, 0.5), (0.5, 0.4)])  # (0.5, 0.4) is beaten
+  assert front.tolist() == [[0.6, 0.2], [0.9, 0.5]]
+  assert curves.cost_at(front, 0.8) == pytest.approx(0.2 + (0.8 - 0.6) / 0.3 * 0.3)
+  assert curves.cost_at(front, 0.5) == 0.2  # below the cheapest: its cost (against us)
+  assert curves.cost_at(front, 0.95) is None  # never reached
+  assert curves.accuracy_at(front, 0.35) == pytest.approx(0.75)
+  assert curves.accuracy_at(front, 0.1) is None
+  assert curves.accuracy_at(front, 2.0) == 0.9
+
+
+def test_comparison_reads_saving_and_gain_at_their_points_with_paired_intervals():
+  segments = 30
+  ours = [_run("oneadapt", "a", [0.6] * segments, [20] * segments),
+          _run("oneadapt", "b", [0.9] * segments, [50] * segments)]
+  rng = np.random.default_rng(1)
+  noisy = 0.8 + rng.normal(0, 0.05, segments)
+  theirs = [_run("awstream", "x", noisy, [60] * segments)]
+  result = curves.compare(ours, theirs, "bytes", resamples=300)
+  accuracy = noisy.mean()
+  expected_cost = 0.2 + (accuracy - 0.6) / 0.3 * 0.3
+  assert result["mean_saving"] == pytest.approx(1 - expected_cost / 0.6)
+  assert result["mean_gain"] == pytest.approx(0.9 - accuracy)  # at 0.6 we are past our top
+  low, high = result["mean_saving_ci"]
+  assert low < result["mean_saving"] < high
+  # Our curve is exact on every segment; theirs varies, so the interval is the one of their
+  # mean accuracy mapped through our line: about 1.96 standard errors each side.
+  half = 1.96 * noisy.std() / np.sqrt(segments) / 0.3 * 0.3 / 0.6
+  assert high - low == pytest.approx(2 * half, rel=0.3)
+  # Identical segments give a degenerate interval.
+  flat = curves.compare(ours, [_run("awstream", "x", [0.75] * segments, [60] * segments)],
+                        "bytes", resamples=50)
+  assert flat["mean_saving_ci"][0] == pytest.approx(flat["mean_saving_ci"][1])
+
+
+def test_comparison_refuses_runs_over_different_segments_and_unknown_axes():
+  with pytest.raises(ValueError, match="different numbers"):
+    curves.compare([_run("oneadapt", "a", [0.5] * 3, [1] * 3)],
+                   [_run("x", "b", [0.5] * 4, [1] * 4)], "bytes")
+  with pytest.raises(ValueError, match="axis"):
+    curves.compare([], [], "joules")
+
+
+def test_bench_configs_name_their_sweeps_and_refuse_unknown_names():
+  for name in ("vtest-detection", "vtest-filter", "vtest-keypoints", "bikes", "carphone",
+               "runlocal"):
+    config = configs.get(f"bench:{name}")
+    sweeps = bench.sweeps_of(config)
+    assert "oneadapt" in sweeps and all(sweeps.values())
+  assert all(t.target is not None for t in bench.sweeps_of(configs.get("bench:vtest-filter"))
+             ["reducto"])
+  with pytest.raises(ValueError, match="available"):
+    configs.get("bench:nowhere")
+
+
+def test_bench_runs_every_method_compares_the_curves_and_resumes_without_resending(tmp_path):
+  config = configs.get("bench:runlocal")
+  comparison = bench.run_bench(config, tmp_path, progress=False)
+  assert {row["theirs"] for row in comparison["rows"]} == {"awstream", "chameleon", "oracle",
+                                                          "static"}
+  for row in comparison["rows"]:
+    assert len(row["saving"]) == len(row["points"]) == len(row["saving_ci"])
+  results = json.loads((tmp_path / "results.json").read_text())
+  scored = results["segments"] - results["warmup_segments"]
+  assert results["warmup_segments"] == 1
+  for run in results["runs"]:  # the warm-up is left out of every total
+    assert run["total"]["dnn_frames"] == sum(r["dnn_frames"] for r in run["per_segment"][1:])
+    assert len(run["per_segment"]) == scored + 1
+  cost = results["cost_model"]["backward_cost"]
+  assert cost == json.loads((tmp_path / "cost.json").read_text())["backward_cost"] > 1.0
+  (oneadapt,) = [r for r in results["runs"] if r["method"] == "oneadapt"][:1]
+  gpu = sum(r["dnn_frames"] + r["profiling_frames"] + r["backward_passes"] * cost
+            for r in oneadapt["per_segment"][1:])
+  assert oneadapt["total"]["gpu"] == pytest.approx(gpu)
+  for name in ("report.md", "curves.png", "comparison.json"):
+    assert (tmp_path / name).stat().st_size > 0
+  assert "saving at matched accuracy" in (tmp_path / "report.md").read_text()
+  sent = (tmp_path / "outcomes.jsonl").read_text()
+  again = bench.run_bench(config, tmp_path, progress=False)
+  assert (tmp_path / "outcomes.jsonl").read_text() == sent  # nothing sent twice
+  assert again["rows"] == comparison["rows"]
+
+
+def test_difference_features_match_opencv_on_a_moving_square():
+  cv2 = pytest.importorskip("cv2")
+  from oneadapt_jax.workloads.video import _filter
+
+  frames = np.full((3, 60, 80, 3), 90, np.uint8)
+  frames[1, 10:30, 10:30] = 250  # a square appears
+  frames[2, 10:30, 40:60] = 250  # and moves
+  g = _filter.grey(frames)
+  changed = (np.abs(g[1] - g[0]) > _filter.PIXEL_DELTA).astype(np.uint8)
+  assert _filter.difference("pixel", g[1], g[0]) == pytest.approx(changed.mean())
+  dilated = cv2.dilate(changed, np.ones((3, 3), np.uint8), iterations=2)
+  _, _, stats, _ = cv2.connectedComponentsWithStats(dilated, connectivity=4)
+  largest = stats[1:, cv2.CC_STAT_AREA].max() / changed.size
+  assert _filter.difference("area", g[1], g[0]) == pytest.approx(largest)
+  assert _filter.difference("edge", g[1], g[1]) == 0.0 < _filter.difference("edge", g[2], g[1])
+  assert _filter.sent_frames("pixel", frames[[0, 0, 0]], 0.0).tolist() == [True, False, False]
+  assert _filter.sent_frames("area", frames, 0.01).tolist() == [True, True, True]
+  with pytest.raises(ValueError, match="available: pixel, area, edge"):
+    _filter.sent_frames("colour", frames, 0.1)
+
+
+def test_the_frame_filter_chain_sends_what_the_feature_decides_and_outcomes_persist(tmp_path):
+  from oneadapt_jax import workloads
+  from oneadapt_jax.workloads.video import _filter
+
+  workload = workloads.build("video", source="carphone", max_segments=2, chain="frame_filter",
+                             warmup=1)
+  assert list(workload.knob.values) == ["frame_filter"] and workload.best == {"frame_filter": 0.0}
+  assert workload.keep_outcomes(tmp_path / "outcomes.jsonl") == 0
+  config = {"frame_filter": 0.02, "filter_feature": 1.0}
+  outcome = workload.evaluate(1, config)
+  sent = _filter.sent_frames("area", workload.segments[1].frames, 0.02)
+  assert outcome.frames_sent == sent.sum() < len(sent)
+  with (tmp_path / "outcomes.jsonl").open("a") as f:
+    f.write('{"segment": 0, "conf')  # a kill mid-line
+  again = workloads.build("video", source="carphone", max_segments=2, chain="frame_filter",
+                          warmup=1)
+  assert again.keep_outcomes(tmp_path / "outcomes.jsonl") == 1
+  assert again.evaluate(1, config) == outcome
+  other = workloads.build("video", source="carphone", max_segments=2, warmup=1)
+  with pytest.raises(ValueError, match="outcomes of another workload"):
+    other.keep_outcomes(tmp_path / "outcomes.jsonl")
+  with pytest.raises(ValueError, match="leaves none to score"):
+    workloads.build("video", source="carphone", max_segments=2, warmup=2)
