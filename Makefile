@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 OUT ?= results/demo
 PYTEST_ARGS ?= -n 2
 
-.PHONY: assets system-deps demo test test-all lint fidelity bench clean-venv
+.PHONY: assets system-deps demo test test-all lint fidelity bench bench-compare clean-venv
 
 # espeak-ng (Debian) synthesises the audio workload's speech. Installed once, as root or with sudo.
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
@@ -42,6 +42,11 @@ lint: $(STAMP)
 
 fidelity: assets
 	$(BIN)/oneadapt fidelity --out results/fidelity
+
+# The honest comparison (oneadapt_jax/configs/bench.py): every method over its own trade-off
+# sweep, curves with bootstrap intervals, results/bench/report.md. Resumable; hours on 2 cores.
+bench-compare: assets
+	$(BIN)/oneadapt bench --out results/bench
 
 # The benchmarks of benchmarks/RESULTS.md, each also runnable alone (python benchmarks/NAME.py).
 bench: assets

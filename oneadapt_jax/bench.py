@@ -124,7 +124,9 @@ def compare_results(results: Mapping, *, axis: str = "bytes", resamples: int = 1
       front = curves.frontier([(r.point()["accuracy"], r.point()[axis]) for r in theirs])
       theirs = [r for r in theirs if any(np.allclose((r.point()["accuracy"], r.point()[axis]), f)
                                          for f in front)]
-    for on in dict.fromkeys((axis, "gpu")):
+    # The oracle's GPU is an exhaustive profile of every segment: a bound on accuracy and
+    # bandwidth, not a competitor on GPU.
+    for on in dict.fromkeys((axis,) if method == "oracle" else (axis, "gpu")):
       rows.append({"ours": "oneadapt", "theirs": method, "axis": on,
                    **curves.compare(ours, theirs, on, resamples=resamples)})
   points = {method: [{"label": r.label, **r.point(),

@@ -52,7 +52,7 @@ def _identity(workload: Workload) -> dict:
           "proxy": getattr(workload, "proxy_name", None)}
 
 
-def _read_log(log: pathlib.Path, identity: dict) -> dict[tuple, list[Record]]:
+def _read_log(log: pathlib.Path, identity: dict, segments: int) -> dict[tuple, list[Record]]:
   done = {}
   for number, line in enumerate(log.read_text().splitlines(), start=1):
     try:
@@ -62,6 +62,8 @@ def _read_log(log: pathlib.Path, identity: dict) -> dict[tuple, list[Record]]:
     check_schema(entry, source=f"{log} (line {number})")
     same = all(entry.get(k) == v for k, v in identity.items() if k != "proxy")
     # Only OneAdapt ascends the proxy: the baselines' records serve any proxy.
+    # A unit over another number of segments (another --max-segments) is not this one.
+    same = same and len(entry["records"]) == segments
     if same and (entry["method"] != "oneadapt" or entry.get("proxy") == identity["proxy"]):
       done[(entry["method"], entry["unit"])] = [
           Record.from_json(r, source=f"{log} (line {number})") for r in entry["records"]]
@@ -88,7 +90,7 @@ def run(workload: Workload, out_dir: pathlib.Path, *, lambdas: Sequence[float] =
   out_dir.mkdir(parents=True, exist_ok=True)
   log = out_dir / "records.jsonl"
   identity = _identity(workload)
-  done = _read_log(log, identity) if log.exists() else {}
+  done = _read_log(log, identity, workload.num_segments) if log.exists() else {}
   jobs = [(m, t.label, lambda m=m, t=t: METHODS[m].run(workload, t, cost=cost))
           for m in methods for t in sweeps[m]]
   if static:
@@ -145,7 +147,8 @@ def _results(workload, done, sweeps, methods, static, cost) -> dict:
 def run_config(config: dict, out_dir: pathlib.Path, *, subfolders: bool | None = None,
                progress: bool = True, verbose: bool = True) -> list[dict]:
   """Runs an experiment config (`oneadapt_jax.configs`): one `run` per source, each in
-  `out_dir/<source>/` when there are several (or `subfolders`). Returns each run's results."""
+  `out_dir/<source>/` when there are several (or `subfolders`), every real send kept in its
+  `outcomes.jsonl` (`WorkloadBase.keep_outcomes`). Returns each run's results."""
   from oneadapt_jax import workloads
 
   if config.get("methods") is not None:
@@ -159,6 +162,8 @@ def run_config(config: dict, out_dir: pathlib.Path, *, subfolders: bool | None =
   for source in sources:
     workload = workloads.build(config["kind"], source=source, **config.get("workload", {}))
     where = out_dir / pathlib.Path(source or config["kind"]).stem if subfolders else out_dir
+    if hasattr(workload, "keep_outcomes"):  # a rerun never sends a configuration twice
+      workload.keep_outcomes(where / "outcomes.jsonl")
     results.append(run(workload, where, lambdas=config.get("lambdas", ()),
                        budgets=config.get("budgets", ()), methods=config.get("methods"),
                        static=config.get("static", True), progress=progress, verbose=verbose))

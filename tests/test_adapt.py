@@ -37,7 +37,8 @@ def test_run_records_every_method_and_resumes_without_recomputing(tmp_path, caps
   # It starts on the middle rung of every ladder, rounded up.
   assert oneadapt_segments[0]["config"] == pytest.approx(
       {"resolution": 2 / 3, "qp": 34.0, "frame_rate": 10 / 3})
-  assert by_method["awstream"]["total"]["profiling_frames"] == 10 * _grid_size()
+  # AWStream: the whole grid offline on segment 0 (no warm-up here), then its online profiles.
+  assert by_method["awstream"]["per_segment"][0]["profiling_frames"] == 10 * _grid_size()
   assert "oneadapt" in capsys.readouterr().out
 
 
@@ -102,24 +103,29 @@ def test_demo_writes_results_plot_and_comparison(tmp_path, capsys):
 
 @pytest.mark.slow  # 4 full segments and a 72-configuration profile; .ci/run runs it
 def test_headline_on_carphone_oneadapt_beats_the_profiling_baselines(tmp_path):
-  """The demo's carphone workload at lambda 0.3 (all four segments, real x264 and BlazeFace).
+  """The carphone workload at lambda 0.3 (all four segments, real x264 and BlazeFace), no
+  warm-up.
 
   Measured here: OneAdapt 0.95 accuracy at 9.0% of the best-quality bytes with no profiling;
-  AWStream 0.475 at 6.0% (its one-segment profile does not carry over), Chameleon 0.51 at 11.9%.
-  The tolerances leave room for a different CPU's float rounding, not for a different story.
+  AWStream 0.475 at 6.0% (its offline profile of segment 0 does not carry over, and its online
+  profiles, 10 s each at 5 frames/s of spare GPU, land after the clip ends). Chameleon's first
+  knob-at-a-time profile (12 configurations, 24 s) never lands within 4 s, so it sends the best
+  quality throughout. The tolerances leave room for a different CPU's float rounding, not for a
+  different story.
   """
   workload = workloads.build("video", source="carphone")
   results = experiment.run(workload, tmp_path, lambdas=(0.3,),
                            methods=("oneadapt", "awstream", "chameleon"), static=False,
                            progress=False, verbose=False)
   total = {r["method"]: r["total"] for r in results["runs"]}
+  runs = {r["method"]: r for r in results["runs"]}
   ours = total["oneadapt"]
   assert ours["accuracy"] >= 0.9 and ours["relative_bytes"] <= 0.12
   assert ours["profiling_frames"] == 2  # the normalising forward pass at the best quality, once
-  for baseline in ("awstream", "chameleon"):
-    assert ours["accuracy"] >= total[baseline]["accuracy"] + 0.3
-  assert ours["bytes"] <= total["chameleon"]["bytes"]
+  assert ours["accuracy"] >= total["awstream"]["accuracy"] + 0.3
   assert ours["bytes"] <= 1.6 * total["awstream"]["bytes"]
+  assert all(r["config"] == workload.best for r in runs["chameleon"]["per_segment"])
+  assert ours["bytes"] <= 0.15 * total["chameleon"]["bytes"]
   # Server work: inference on the frames sent plus 2 backward frames per segment, against
   # AWStream's 72-configuration profile.
   assert ours["dnn_frames"] + ours["backward_passes"] < 0.1 * total["awstream"]["profiling_frames"]

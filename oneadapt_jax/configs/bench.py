@@ -11,7 +11,7 @@ small one tests/test_bench.py runs (carphone, 3 segments, a coarse grid).
 | `vtest-keypoints` | vtest BlazePose, resolution/frame rate/QP | 10 s | bytes |
 | `bikes`, `carphone` | face detection (BlazeFace), resolution/frame rate/QP | 2 s, 1 s | bytes |
 
-The vtest configs bench its first 20 s (10 of warm-up, 10 scored): on 2 CPU cores the
+The vtest configs bench its first 40 s (10 of warm-up, 30 scored): on 2 CPU cores the
 72-configuration sweep that every profiling method, the oracle and the static frontier read costs about 50 s a
 segment (kept in `outcomes.jsonl`, never recomputed), and one OneAdapt AccGrad step on
 768x576 frames about 8 s. `--set workload.max_segments=null` benches the whole 79 s.
@@ -34,9 +34,9 @@ TARGETS = tuple(f"target={t:g}" for t in (0.7, 0.75, 0.8, 0.85, 0.9, 0.95))
 VTEST_LAMBDAS = ("lambda=0.1", "lambda=1", "lambda=10")
 ENCODING = {"oneadapt": LAMBDAS, "awstream": LAMBDAS[1:-1], "chameleon": LAMBDAS[1:-1],
             "oracle": LAMBDAS[1:-1]}
-#: The vtest prefix benched here (10 s of warm-up, 10 scored); `--set workload.max_segments=null`
+#: The vtest prefix benched here (10 s of warm-up, 30 scored); `--set workload.max_segments=null`
 #: runs the whole 79 s.
-VTEST_SEGMENTS = 20
+VTEST_SEGMENTS = 40
 
 
 def _video(name, source, workload, sweeps, axis="bytes"):
