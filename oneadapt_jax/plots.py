@@ -15,8 +15,9 @@ STYLE = {  # method: (colour, marker)
 
 
 def gpu_frames(total: dict, segments: int) -> float:
-  """Server DNN passes per segment: inference on what was sent, backward passes, profiling."""
-  return (total["dnn_frames"] + total["backward_passes"] + total["profiling_frames"]) / segments
+  """Server GPU work per scored segment in forward-equivalents: inference on what was sent,
+  profiling, and AccGrad priced by the cost model (`total["gpu"]`)."""
+  return total["gpu"] / segments
 
 
 def tradeoff(path: pathlib.Path, workloads: Sequence[dict]) -> pathlib.Path:
@@ -30,11 +31,11 @@ def tradeoff(path: pathlib.Path, workloads: Sequence[dict]) -> pathlib.Path:
 
   fig, axes = plt.subplots(len(workloads), 2, figsize=(11, 4.2 * len(workloads)), squeeze=False)
   for row, results in zip(axes, workloads):
-    segments = results["segments"]
+    segments = results["segments"] - results.get("warmup_segments", 0)
     for ax, x_of, label in (
         (row[0], lambda t: t["relative_bytes"], "bytes sent / bytes at best quality"),
         (row[1], lambda t: gpu_frames(t, segments),
-         "server DNN passes per segment (inference + backward + profiling)")):
+         "server GPU per segment, forward-equivalents (inference + AccGrad + profiling)")):
       static = [s["total"] for s in results.get("static", [])]
       if static:
         ax.scatter([x_of(t) for t in static], [t["accuracy"] for t in static], s=10,

@@ -36,11 +36,19 @@ def summarise(records: Sequence[Record], workload: Workload, tradeoff: Tradeoff 
   return total
 
 
+def _gpu(total: dict) -> float:
+  """GPU work of a run's totals in forward-equivalents (`summarise`'s `gpu`: inference,
+  profiling and AccGrad at the cost model's price)."""
+  if "gpu" in total:
+    return total["gpu"]
+  return total["dnn_frames"] + total["profiling_frames"] + total.get("backward_passes", 0)
+
+
 def compare(runs: Sequence[dict], *, tolerance: float = 0.02) -> list[dict]:
   """OneAdapt against each baseline run, on the trade-off curve OneAdapt traces over the sweep.
 
-  At matched accuracy: the least bandwidth (and GPU frames) of a OneAdapt run whose accuracy is
-  within `tolerance` of the baseline's, as a fraction of the baseline's. At matched bandwidth: the
+  At matched accuracy: the least bandwidth (and GPU work, AccGrad included) of a OneAdapt run
+  whose accuracy is within `tolerance` of the baseline's, as a fraction of the baseline's. At matched bandwidth: the
   accuracy of the most accurate OneAdapt run that sends no more bytes, minus the baseline's.
   `None` where no OneAdapt run qualifies.
   """
@@ -53,7 +61,7 @@ def compare(runs: Sequence[dict], *, tolerance: float = 0.02) -> list[dict]:
     at_accuracy = [t for t in ours if t["accuracy"] >= theirs["accuracy"] - tolerance]
     at_bandwidth = [t for t in ours if t["bytes"] <= theirs["bytes"]]
     cheapest = min(at_accuracy, key=lambda t: t["bytes"], default=None)
-    gpu = min(at_accuracy, key=lambda t: t["dnn_frames"] + t["profiling_frames"], default=None)
+    gpu = min(at_accuracy, key=_gpu, default=None)
     rows.append({
         "baseline": run["method"], "lambda": run.get("lambda"), "budget": run.get("budget"),
         "target": run.get("target"),
@@ -61,8 +69,7 @@ def compare(runs: Sequence[dict], *, tolerance: float = 0.02) -> list[dict]:
         "bytes_ratio_at_matched_accuracy":
             None if cheapest is None else cheapest["bytes"] / theirs["bytes"],
         "gpu_frames_ratio_at_matched_accuracy":
-            None if gpu is None else (gpu["dnn_frames"] + gpu["profiling_frames"])
-            / (theirs["dnn_frames"] + theirs["profiling_frames"]),
+            None if gpu is None else _gpu(gpu) / _gpu(theirs),
         "accuracy_gain_at_matched_bytes":
             None if not at_bandwidth else max(t["accuracy"] for t in at_bandwidth)
             - theirs["accuracy"]})

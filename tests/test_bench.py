@@ -153,3 +153,11 @@ def test_the_frame_filter_chain_sends_what_the_feature_decides_and_outcomes_pers
     other.keep_outcomes(tmp_path / "outcomes.jsonl")
   with pytest.raises(ValueError, match="leaves none to score"):
     workloads.build("video", source="carphone", max_segments=2, warmup=2)
+
+
+def test_bench_command_names_the_configs_it_has(tmp_path, capsys):
+  from oneadapt_jax import cli
+
+  assert cli.main(["bench", "--config", "nowhere", "--out", str(tmp_path), "--no-progress"]) == 2
+  err = capsys.readouterr().err
+  assert "unknown bench config 'nowhere'" in err and "vtest-detection" in err

@@ -134,6 +134,10 @@ def test_a_log_of_the_old_schema_is_refused_and_kept(tmp_path):
   assert log.read_text() == json.dumps(old) + "\n"  # nothing already written is lost
   with pytest.raises(core.SchemaError, match="config"):
     core.Record.from_json(old["records"][0])
+  # Version 2: baselines of other decision rules, totals with the warm-up in them.
+  log.write_text(json.dumps({**old, "schema": 2}) + "\n")
+  with pytest.raises(core.SchemaError, match="an older oneadapt-jax.*schema 2.*reads schema 3"):
+    experiment.run(toy_workload(), tmp_path, progress=False, verbose=False)
 
 
 def test_the_registry_names_kinds_and_options():

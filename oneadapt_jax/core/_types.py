@@ -16,8 +16,9 @@ Config = dict[str, float]
 
 #: The version of `records.jsonl`, batch checkpoints and `results.json`. Version 1 (before the
 #: workload protocol) stored video configurations as flat fields and audio/LiDAR ones as
-#: `settings`; it is refused with a message, never misread.
-SCHEMA_VERSION = 2
+#: `settings`; version 2 (before the evaluation protocol) holds baseline runs of other decision
+#: rules and totals with the warm-up in them. Both are refused with a message, never misread.
+SCHEMA_VERSION = 3
 
 
 def config_key(config: Mapping[str, float]) -> tuple:
@@ -144,7 +145,8 @@ def check_schema(payload: Mapping[str, Any], *, source: str) -> None:
   """Raises `SchemaError` unless `payload` says it is of this version's schema."""
   found = payload.get("schema")
   if found != SCHEMA_VERSION:
+    older = found is None or isinstance(found, int) and found < SCHEMA_VERSION
     raise SchemaError(
-        f"{source} was written by {'an older' if found is None else 'another'} oneadapt-jax "
+        f"{source} was written by {'an older' if older else 'another'} oneadapt-jax "
         f"(schema {found or 1}; this version reads schema {SCHEMA_VERSION}). Move it away, or "
         "choose another --out, to start afresh.")
