@@ -176,16 +176,21 @@ def report(comparison: Mapping) -> str:
   legend = ("OneAdapt against each curve: **saving** = 1 - OneAdapt's cost at their "
             "accuracy / theirs (interpolated on OneAdapt's frontier; positive: OneAdapt "
             "cheaper), **gain** = OneAdapt's accuracy at their cost - theirs (points), each the "
-            "mean over their points where OneAdapt's curve reaches (n/a: nowhere).")
+            "mean over their points inside the range OneAdapt's frontier spans, interpolated, "
+            "never extrapolated (n/a: none).")
   columns = ("| against | on | saving at matched accuracy | 95% CI | accuracy gain at matched "
-             "cost | 95% CI | their points |")
-  lines += ["", legend, "", columns, "|---|---|---|---|---|---|---|"]
+             "cost | 95% CI | their points | theirs beaten by OneAdapt's | OneAdapt's beaten by "
+             "theirs |")
+  lines += ["", legend + " **Beaten**: another point at least as accurate and at most as "
+            "costly, better in one.", "", columns, "|---|---|---|---|---|---|---|---|---|"]
   for row in comparison["rows"]:
     gain = row["mean_gain"]
     lines.append(f"| {row['theirs']} | {AXIS_NAMES[row['axis']]} | {_pct(row['mean_saving'])} "
                  f"| {_ci(row['mean_saving_ci'])} | "
                  f"{'n/a' if gain is None else f'{gain * 100:+.1f} pts'} | "
-                 f"{_ci(row['mean_gain_ci'])} | {len(row['points'])} |")
+                 f"{_ci(row['mean_gain_ci'])} | {len(row['points'])} | "
+                 f"{row['theirs_beaten']} of {len(row['points'])} | "
+                 f"{row['ours_beaten']} of {len(comparison['points']['oneadapt'])} |")
   lines += ["", "Per point:", "",
             "| against | on | their point | accuracy | cost | saving (95% CI) | gain (95% CI) |",
             "|---|---|---|---|---|---|---|"]

@@ -10,13 +10,18 @@ method's points; its *frontier* keeps the points no other point of the same curv
 Comparisons, of one curve (ours) against another (theirs), at each of their points:
 
 - `saving`: `1 - cost_ours(a) / cost_theirs`, our cost (bytes, frames or GPU) interpolated on
-  our frontier at their accuracy `a` (`None` when our curve never reaches `a`; below our
-  cheapest point, our cheapest point's cost, which counts against us);
-- `gain`: our accuracy interpolated at their cost, minus theirs (`None` below our cheapest).
+  our frontier at their accuracy `a`;
+- `gain`: our accuracy interpolated at their cost, minus theirs.
+
+Both are interpolated, never extrapolated: `None` where their point lies outside the accuracy
+(or cost) range our frontier spans, so that only the stretch where both curves operate is
+compared.
 
 Each is averaged over their points where it is defined; a confidence interval comes from
 resampling the scored segments with replacement (the same resample for both curves) and
-recomputing everything.
+recomputing everything. Where the curves do not overlap, dominance still reads: how many of
+their points one of ours beats (at least as accurate, at most as costly, better in one), and
+how many of ours one of theirs beats.
 """
 
 from __future__ import annotations
@@ -104,17 +109,16 @@ def frontier(points: Sequence[tuple[float, float]]) -> np.ndarray:
 
 def cost_at(front: np.ndarray, accuracy: float) -> float | None:
   """The cost of reaching `accuracy` on a frontier, interpolated linearly between its points;
-  `None` above its most accurate point, its cheapest point's cost below it."""
-  if accuracy > front[-1, 0] + 1e-12:
+  `None` outside the accuracies it spans."""
+  if not front[0, 0] - 1e-12 <= accuracy <= front[-1, 0] + 1e-12:
     return None
-  if accuracy <= front[0, 0]:
-    return float(front[0, 1])
   return float(np.interp(accuracy, front[:, 0], front[:, 1]))
 
 
 def accuracy_at(front: np.ndarray, cost: float) -> float | None:
-  """The accuracy a frontier reaches at `cost`, interpolated; `None` below its cheapest point."""
-  if cost < front[0, 1] - 1e-12:
+  """The accuracy a frontier reaches at `cost`, interpolated; `None` outside the costs it
+  spans."""
+  if not front[0, 1] - 1e-12 <= cost <= front[-1, 1] + 1e-12:
     return None
   return float(np.interp(cost, front[:, 1], front[:, 0]))
 
@@ -129,8 +133,18 @@ def compare_points(ours: Sequence[dict], theirs: Sequence[dict], axis: str) -> d
     savings.append(None if cost is None or p[axis] <= 0 else 1.0 - cost / p[axis])
     accuracy = accuracy_at(front, p[axis])
     gains.append(None if accuracy is None else accuracy - p["accuracy"])
+  ours_xy = [(p["accuracy"], p[axis]) for p in ours]
+  theirs_xy = [(p["accuracy"], p[axis]) for p in theirs]
   return {"saving": savings, "gain": gains,
-          "mean_saving": _mean(savings), "mean_gain": _mean(gains)}
+          "mean_saving": _mean(savings), "mean_gain": _mean(gains),
+          "theirs_beaten": sum(any(_beats(o, t) for o in ours_xy) for t in theirs_xy),
+          "ours_beaten": sum(any(_beats(t, o) for t in theirs_xy) for o in ours_xy)}
+
+
+def _beats(a, b) -> bool:
+  """`(accuracy, cost)` point `a` is at least as accurate and at most as costly as `b`, and
+  strictly better in one."""
+  return a[0] >= b[0] and a[1] <= b[1] and (a[0] > b[0] or a[1] < b[1])
 
 
 def _mean(values):
@@ -159,9 +173,11 @@ def compare(ours: Sequence[Run], theirs: Sequence[Run], axis: str, *, resamples:
     draws.append(compare_points([r.point(index) for r in ours], [r.point(index) for r in theirs],
                                 axis))
   tail = (1 - level) / 2 * 100
-  for key in ("saving", "gain"):
-    result[f"mean_{key}_ci"] = _interval([d[f"mean_{key}"] for d in draws], tail)
-    result[f"{key}_ci"] = [_interval([d[key][k] for d in draws], tail)
+  for key in ("saving", "gain"):  # an interval only where the estimate itself is defined
+    result[f"mean_{key}_ci"] = (None if result[f"mean_{key}"] is None else
+                                _interval([d[f"mean_{key}"] for d in draws], tail))
+    result[f"{key}_ci"] = [None if result[key][k] is None else
+                           _interval([d[key][k] for d in draws], tail)
                            for k in range(len(theirs))]
   result["points"] = [{"label": r.label, **r.point()} for r in theirs]
   return result

@@ -48,8 +48,9 @@ def compare(runs: Sequence[dict], *, tolerance: float = 0.02) -> list[dict]:
   """OneAdapt against each baseline run, on the trade-off curve OneAdapt traces over the sweep.
 
   At matched accuracy: the least bandwidth (and GPU work, AccGrad included) of a OneAdapt run
-  whose accuracy is within `tolerance` of the baseline's, as a fraction of the baseline's. At matched bandwidth: the
-  accuracy of the most accurate OneAdapt run that sends no more bytes, minus the baseline's.
+  whose accuracy is within `tolerance` of the baseline's, as a fraction of the baseline's. At
+  matched bandwidth: the accuracy of the most accurate OneAdapt run that sends no more bytes,
+  minus the baseline's.
   `None` where no OneAdapt run qualifies.
   """
   ours = [r["total"] for r in runs if r["method"] == "oneadapt"]

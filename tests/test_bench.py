@@ -30,11 +30,10 @@ def test_interpolation_on_a_frontier_matches_the_hand_computed_line():
   front = curves.frontier([(0.6, 0.2), (0.9, 0.5), (0.5, 0.4)])  # (0.5, 0.4) is beaten
   assert front.tolist() == [[0.6, 0.2], [0.9, 0.5]]
   assert curves.cost_at(front, 0.8) == pytest.approx(0.2 + (0.8 - 0.6) / 0.3 * 0.3)
-  assert curves.cost_at(front, 0.5) == 0.2  # below the cheapest: its cost (against us)
-  assert curves.cost_at(front, 0.95) is None  # never reached
+  assert curves.cost_at(front, 0.5) is None and curves.cost_at(front, 0.95) is None  # outside
+  assert curves.cost_at(front, 0.6) == 0.2
   assert curves.accuracy_at(front, 0.35) == pytest.approx(0.75)
-  assert curves.accuracy_at(front, 0.1) is None
-  assert curves.accuracy_at(front, 2.0) == 0.9
+  assert curves.accuracy_at(front, 0.1) is None and curves.accuracy_at(front, 2.0) is None
 
 
 def test_comparison_reads_saving_and_gain_at_their_points_with_paired_intervals():
@@ -43,20 +42,26 @@ def test_comparison_reads_saving_and_gain_at_their_points_with_paired_intervals(
           _run("oneadapt", "b", [0.9] * segments, [50] * segments)]
   rng = np.random.default_rng(1)
   noisy = 0.8 + rng.normal(0, 0.05, segments)
-  theirs = [_run("awstream", "x", noisy, [60] * segments)]
+  theirs = [_run("awstream", "x", noisy, [45] * segments)]
   result = curves.compare(ours, theirs, "bytes", resamples=300)
   accuracy = noisy.mean()
   expected_cost = 0.2 + (accuracy - 0.6) / 0.3 * 0.3
-  assert result["mean_saving"] == pytest.approx(1 - expected_cost / 0.6)
-  assert result["mean_gain"] == pytest.approx(0.9 - accuracy)  # at 0.6 we are past our top
+  assert result["mean_saving"] == pytest.approx(1 - expected_cost / 0.45)
+  assert result["mean_gain"] == pytest.approx(0.6 + (0.45 - 0.2) / 0.3 * 0.3 - accuracy)
   low, high = result["mean_saving_ci"]
   assert low < result["mean_saving"] < high
   # Our curve is exact on every segment; theirs varies, so the interval is the one of their
   # mean accuracy mapped through our line: about 1.96 standard errors each side.
-  half = 1.96 * noisy.std() / np.sqrt(segments) / 0.3 * 0.3 / 0.6
+  half = 1.96 * noisy.std() / np.sqrt(segments) / 0.3 * 0.3 / 0.45
   assert high - low == pytest.approx(2 * half, rel=0.3)
-  # Identical segments give a degenerate interval.
-  flat = curves.compare(ours, [_run("awstream", "x", [0.75] * segments, [60] * segments)],
+  # Outside the stretch our curve spans nothing is read; identical segments give a degenerate
+  # interval.
+  beyond = curves.compare(ours, [_run("awstream", "x", [0.95] * segments, [15] * segments)],
+                          "bytes", resamples=10)
+  assert beyond["mean_saving"] is None and beyond["mean_gain"] is None
+  assert beyond["mean_saving_ci"] is None
+  assert (beyond["theirs_beaten"], beyond["ours_beaten"]) == (0, 2)  # 0.95 at 0.15 beats both
+  flat = curves.compare(ours, [_run("awstream", "x", [0.75] * segments, [45] * segments)],
                         "bytes", resamples=50)
   assert flat["mean_saving_ci"][0] == pytest.approx(flat["mean_saving_ci"][1])
 
