@@ -5,7 +5,8 @@ Runtime: not timed whole on 2 CPU cores. The tiled detector costs 185 ms a frame
 (`benchmarks/pedestrian_tiling.py`), so the 72-configuration static sweep over 79 segments is
 about 3 hours of inference alone; runs resume where they stopped. `vtest:runlocal` (2 segments,
 one lambda) is what tests/test_configs.py loads.
-Expected: see the README's vtest proxy table; the comparison itself is issue 15's `bench`.
+Expected: see the README's vtest proxy table; the comparison itself is `oneadapt bench`
+(`configs/bench.py`, `benchmarks/COMPARISON.md`).
 """
 
 
