@@ -31,6 +31,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from oneadapt_jax.core import CostModel, Record
+
 #: What a curve's cost axis can be: relative bytes, frames inferred per segment, GPU work per
 #: segment in forward-equivalents.
 AXES = ("bytes", "frames", "gpu")
@@ -65,12 +67,11 @@ class Run:
 def runs_of(results: Mapping, *, gpu_of=None) -> list[Run]:
   """The scored `Run`s of a `results.json` (methods and static configurations).
 
-  `gpu_of(record dict) -> float`: GPU work of a record (default: inference, profiling and
-  backward passes at the results' `cost_model.backward_cost`)."""
+  `gpu_of(record dict) -> float`: GPU work of a record (default: `CostModel.gpu` of the
+  results' `cost_model`)."""
   warmup = results.get("warmup_segments", 0)
-  backward = results.get("cost_model", {}).get("backward_cost", 0.0)
-  gpu_of = gpu_of or (lambda r: r["dnn_frames"] + r["profiling_frames"]
-                      + r["backward_passes"] * backward)
+  cost = CostModel(**results.get("cost_model", {}))
+  gpu_of = gpu_of or (lambda r: cost.gpu(Record.from_json(r)))
   runs = []
   entries = [(e["method"], _label(e), e["per_segment"]) for e in results["runs"]]
   entries += [("static", _config_label(e["config"]), e["per_segment"]) for e in results["static"]]

@@ -172,6 +172,7 @@ class FilterSynthetic(WorkloadBase):
 
   kind, task, source = "synthetic", "detection", "filtered"
   frames_per_segment = 10
+  filter_feature_names = FILTER_FEATURES
   WEIGHT = {0: 0.5, 1: 0.3, 2: 0.1}  # accuracy lost per dropped frame fraction, per feature
 
   def __init__(self, contents, warmup):

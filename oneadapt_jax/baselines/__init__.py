@@ -27,13 +27,12 @@ from oneadapt_jax.core import Method, oneadapt
 METHODS: dict[str, Method] = {
     "oneadapt": Method(oneadapt, summary="OneAdapt: gradient ascent with AccGrad"),
     "awstream": Method(awstream, summary="AWStream: offline profile, Pareto frontier, online "
-                       "re-profiling", sweeps=("lam", "budget", "target")),
+                       "re-profiling"),
     "chameleon": Method(chameleon, summary="Chameleon: back-to-back knob-at-a-time profiling "
-                        "with top-k followers", sweeps=("lam", "budget", "target")),
-    "reducto": Method(reducto, requires=("frame_filter",), sweeps=("target",),
+                        "with top-k followers"),
+    "reducto": Method(reducto, requires=("frame_filter",),
                       summary="Reducto: camera-side frame filtering to an accuracy target"),
-    "oracle": Method(oracle, summary="the per-segment best grid configuration (upper bound)",
-                     sweeps=("lam", "budget", "target")),
+    "oracle": Method(oracle, summary="the per-segment best grid configuration (upper bound)"),
 }
 #: The methods `compare` reads OneAdapt against (the oracle is a bound, not a competitor).
 BASELINES = ("awstream", "chameleon", "reducto")

@@ -23,10 +23,17 @@ def profile(workload: Workload, configs: Sequence[Config], segments: Sequence[in
   return table
 
 
+def ranked(table: Mapping, tradeoff: Tradeoff, best_bytes: float, seconds: float) -> list[Config]:
+  """The profiled configurations, the one that suits `tradeoff` best first (equals in the
+  profile's order)."""
+  entries = sorted(table.values(), reverse=True,
+                   key=lambda e: tradeoff.score(e[1], e[2], best_bytes, seconds))
+  return [e[0] for e in entries]
+
+
 def best_of(table: Mapping, tradeoff: Tradeoff, best_bytes: float, seconds: float) -> Config:
   """The profiled configuration that suits `tradeoff` best (the first of equals)."""
-  entries = list(table.values())
-  return max(entries, key=lambda e: tradeoff.score(e[1], e[2], best_bytes, seconds))[0]
+  return ranked(table, tradeoff, best_bytes, seconds)[0]
 
 
 def choose(workload: Workload, tradeoff: Tradeoff, configs: Sequence[Config],

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from oneadapt_jax.baselines._common import profile
+from oneadapt_jax.baselines._common import best_of, profile, ranked
 from oneadapt_jax.core import Config, CostModel, Record, Tradeoff, Workload, config_key
 
 
@@ -33,13 +33,12 @@ def one_knob_at_a_time(workload: Workload, tradeoff: Tradeoff, start: Config, se
   best_bytes, seconds = float(workload.best_bytes(segment)), workload.seconds_per_segment
   current, seen = dict(start), {}
   for name in configs[0]:
-    options = [{**current, name: v} for v in sorted({c[name] for c in configs})]
-    seen.update(profile(workload, options, [segment]))
-    current = max((seen[config_key(o)] for o in options),
-                  key=lambda e: tradeoff.score(e[1], e[2], best_bytes, seconds))[0]
-  ranked = sorted(seen.values(), key=lambda e: tradeoff.score(e[1], e[2], best_bytes, seconds),
-                  reverse=True)
-  top = [current] + [e[0] for e in ranked if config_key(e[0]) != config_key(current)]
+    profiled = profile(workload, [{**current, name: v} for v in sorted({c[name] for c in configs})],
+                       [segment])
+    seen.update(profiled)
+    current = best_of(profiled, tradeoff, best_bytes, seconds)
+  top = [current] + [c for c in ranked(seen, tradeoff, best_bytes, seconds)
+                     if config_key(c) != config_key(current)]
   return current, len(seen), top[:top_k]
 
 
@@ -58,18 +57,16 @@ def chameleon(workload: Workload, tradeoff: Tradeoff, *, cost: CostModel | None 
       pending = None
     if pending is None:
       if since_leader >= followers or not top:
-        choice, count, ranked = one_knob_at_a_time(workload, tradeoff, current, i, configs,
-                                                   top_k=top_k)
+        choice, count, leaders = one_knob_at_a_time(workload, tradeoff, current, i, configs,
+                                                    top_k=top_k)
         since_leader = 0
       else:
-        table = profile(workload, top, [i])
-        best_bytes = float(workload.best_bytes(i))
-        ranked = sorted(top, key=lambda c: tradeoff.score(
-            table[config_key(c)][1], table[config_key(c)][2], best_bytes, seconds), reverse=True)
-        choice, count = ranked[0], len(top)
+        leaders = ranked(profile(workload, top, [i]), tradeoff, float(workload.best_bytes(i)),
+                         seconds)
+        choice, count = leaders[0], len(top)
         since_leader += 1
       profiling = frames * count
-      pending = (i + cost.delay(profiling, seconds), choice, ranked)
+      pending = (i + cost.delay(profiling, seconds), choice, leaders)
     records.append(Record("chameleon", i, dict(current), *workload.evaluate(i, current),
                           profiling_frames=profiling))
   return records

@@ -16,7 +16,8 @@ segment from what the server profiled, to meet an accuracy target.
 Candidate thresholds are quantiles of the bootstrap's feature values (and 0). Profiling scores
 each threshold with the real sender's filtered encode, a little more exact than Reducto's reuse
 of the unfiltered outputs; it is charged as Reducto's one pass (no frames beyond the segment's
-own inference). Needs a workload with a `"frame_filter"` knob and `filter_features`.
+own inference). Needs a workload with a `"frame_filter"` knob, `filter_feature_names` and
+`filter_features` (the video workload has them).
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ from oneadapt_jax.baselines._common import warmup
 from oneadapt_jax.core import CostModel, Record, Tradeoff, Workload
 
 KNOB = "frame_filter"
-FEATURES = ("pixel", "area", "edge")  # as `filter_feature` indexes them
 
 
 def candidates(values: np.ndarray, count: int = 8) -> tuple[float, ...]:
@@ -43,11 +43,16 @@ def histogram(values: np.ndarray, top: float, bins: int) -> np.ndarray:
   return counts / max(values.size, 1)
 
 
+def filtered(workload: Workload, threshold: float, feature: int) -> dict:
+  """The best-quality configuration filtered at `threshold` on difference feature `feature` (an
+  index into the workload's `filter_feature_names`)."""
+  return {**workload.best, KNOB: threshold, "filter_feature": float(feature)}
+
+
 def label(workload: Workload, segment: int, feature: int, thresholds, target: float) -> float:
   """The largest threshold whose accuracy on `segment` meets `target` (0 when none does)."""
   for threshold in thresholds:  # largest first
-    config = {**workload.best, KNOB: threshold, "filter_feature": float(feature)}
-    if workload.evaluate(segment, config).accuracy >= target:
+    if workload.evaluate(segment, filtered(workload, threshold, feature)).accuracy >= target:
       return threshold
   return 0.0
 
@@ -60,18 +65,19 @@ def reducto(workload: Workload, tradeoff: Tradeoff | None, *, cost: CostModel | 
   if tradeoff is not None and tradeoff.target is not None:
     target = tradeoff.target
   boot = warmup(workload)
-  values = {f: [workload.filter_features(i, f) for i in boot] for f in FEATURES}
-  thresholds = {f: candidates(np.concatenate(values[f])) for f in FEATURES}
+  features = tuple(workload.filter_feature_names)
+  values = {f: [workload.filter_features(i, f) for i in boot] for f in features}
+  thresholds = {f: candidates(np.concatenate(values[f])) for f in features}
   labels = {f: [label(workload, i, k, thresholds[f], target) for i in boot]
-            for k, f in enumerate(FEATURES)}
+            for k, f in enumerate(features)}
 
-  def filtered(f):  # mean fraction of frames dropped at the labels over the bootstrap
-    return np.mean([1 - workload.evaluate(i, {**workload.best, KNOB: t, "filter_feature":
-                                                 float(FEATURES.index(f))}).frames_sent
+  def dropped(f):  # mean fraction of frames dropped at the labels over the bootstrap
+    k = features.index(f)
+    return np.mean([1 - workload.evaluate(i, filtered(workload, t, k)).frames_sent
                     / workload.frames_per_segment for i, t in zip(boot, labels[f])])
 
-  feature = max(FEATURES, key=filtered)  # the first of equals: pixel, the cheapest
-  index = float(FEATURES.index(feature))
+  feature = max(features, key=dropped)  # the first of equals: the first named (pixel)
+  index = features.index(feature)
   top = float(np.max(np.concatenate(values[feature]), initial=0.0))
   table = [histogram(v, top, bins) for v in values[feature]]
   table_labels = list(labels[feature])
@@ -89,11 +95,11 @@ def reducto(workload: Workload, tradeoff: Tradeoff | None, *, cost: CostModel | 
       if distances.min() > novelty:  # new content: unfiltered, profiled, remembered
         config = dict(workload.best)
         table.append(h)
-        table_labels.append(label(workload, i, int(index), thresholds[feature], target))
+        table_labels.append(label(workload, i, index, thresholds[feature], target))
       else:
         nearest = np.argsort(distances, kind="stable")[:neighbours]
         votes = [table_labels[k] for k in nearest]
         threshold = min(set(votes), key=lambda t: (-votes.count(t), t))
-        config = {**workload.best, KNOB: threshold, "filter_feature": index}
+        config = filtered(workload, threshold, index)
     records.append(Record("reducto", i, config, *workload.evaluate(i, config)))
   return records

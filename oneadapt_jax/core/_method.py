@@ -15,7 +15,6 @@ class Method(NamedTuple):
   Attributes:
     run: `(workload, tradeoff, *, cost) -> records`, one `Record` per segment (`cost`: the
       `CostModel` whose profiling delays it obeys).
-    sweeps: the kinds of trade-off its curve sweeps (`"lam"`, `"budget"`, `"target"`).
     requires: knobs the workload's real sender must have beyond its chain
       (`Workload.extra_knobs`), e.g. Reducto's `"frame_filter"`.
     summary: one line for listings and error messages.
@@ -24,7 +23,6 @@ class Method(NamedTuple):
   run: Callable[..., list[Record]]
   requires: tuple[str, ...] = ()
   summary: str = ""
-  sweeps: tuple[str, ...] = ("lam", "budget")
 
   def why_not(self, workload: Workload) -> str | None:
     """Why the method does not apply to `workload`, or `None` when it does."""

@@ -137,7 +137,8 @@ class WorkloadBase:
     """What outcomes depend on: the stream, the task, the model and the sender's options (not
     the proxy, which only OneAdapt reads)."""
     return {"kind": self.kind, "task": self.task, "source": self.source,
-            "knobs": list(self.knob.values), "model": getattr(self, "model_name", None), "preset": getattr(self, "preset", None),
+            "knobs": list(self.knob.values), "model": getattr(self, "model_name", None),
+            "preset": getattr(self, "preset", None),
             "frames_per_segment": self.frames_per_segment,
             "seconds_per_segment": self.seconds_per_segment}
 

@@ -136,6 +136,9 @@ class VideoWorkload(WorkloadBase):
     return [{"resolution": r, "qp": q, "frame_rate": f} for r, q, f in
             itertools.product(ladders["resolution"], qps, ladders["frame_rate"][-2:])]
 
+  #: Reducto's difference features, as a configuration's `filter_feature` indexes them.
+  filter_feature_names = FILTER_FEATURES
+
   def filter_features(self, index: int, feature: str) -> np.ndarray:
     """Reducto's difference `feature` (`FILTER_FEATURES`) of each frame of segment `index`
     against the one before it, on the camera's raw frames: `float [T - 1]`."""
