@@ -51,6 +51,7 @@ bench-compare: assets
 # The benchmarks of benchmarks/RESULTS.md, each also runnable alone (python benchmarks/NAME.py).
 bench: assets
 	$(BIN)/python benchmarks/accgrad_cost.py --out results/benchmarks
+	$(BIN)/python benchmarks/server_overhead.py --out results/benchmarks
 	$(BIN)/python benchmarks/throughput.py --out results/benchmarks
 	$(BIN)/python benchmarks/pedestrian_tiling.py --out results/benchmarks
 

@@ -28,6 +28,7 @@ from models._boxes import box_iou as box_iou
 from models._boxes import greedy_keep as greedy_keep
 from models._face_detection import BlazeFace as BlazeFace
 from models._face_detection import Detections as Detections
+from models._face_detection import blazeface_detections as blazeface_detections
 from models._face_landmark import FaceLandmark as FaceLandmark
 from models._facemesh import FaceMeshNet as FaceMeshNet
 from models._kws import KeywordSpotter as KeywordSpotter
@@ -61,6 +62,7 @@ __all__ = (
     "SelfieNet",
     "SelfieSegmentation",
     "asset_path",
+    "blazeface_detections",
     "box_iou",
     "cache_dir",
     "fetch",

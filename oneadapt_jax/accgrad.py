@@ -88,14 +88,16 @@ def _dnn_grad(graphdef, proxy: Callable):
   return _cached((graphdef, proxy), lambda: _build_dnn_grad(graphdef, proxy))
 
 
-def _build_dnn_grad(graphdef, proxy: Callable):
-  @jax.jit
-  def run(state, frames):
-    value, pullback = jax.vjp(lambda x: proxy(nnx.merge(graphdef, state)(x)), frames)
-    (grad,) = pullback(jnp.ones_like(value))
-    return value, grad
+def server_grad(graphdef: nnx.GraphDef, proxy: Callable, state, frames):
+  """DNNGrad as a pure function: `(proxy, d proxy / d frames)`, one forward and one backward
+  pass of the model on `frames` (not jitted)."""
+  value, pullback = jax.vjp(lambda x: proxy(nnx.merge(graphdef, state)(x)), frames)
+  (grad,) = pullback(jnp.ones_like(value))
+  return value, grad
 
-  return run
+
+def _build_dnn_grad(graphdef, proxy: Callable):
+  return jax.jit(lambda state, frames: server_grad(graphdef, proxy, state, frames))
 
 
 def dnn_grad(model: nnx.Module, proxy: Callable, frames):

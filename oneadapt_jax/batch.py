@@ -15,7 +15,7 @@ and loses nothing else. Finished streams are kept in `OUT/results.json`.
 CONFIG is a JSON (or TOML) file, for example:
 
     {"kind": "video", "task": "detection", "sources": ["carphone", "bikes"],
-     "lambdas": [0.1, 0.3, 1.0], "budgets": [2000], "max_segments": null, "grad_frames": 2,
+     "lambdas": [0.1, 0.3, 1.0], "budgets": [2000], "max_segments": null, "grad_frames": 1,
      "start": 0.5, "learning_rate": 1.0}
 
     {"kind": "audio", "lambdas": [0.1, 1.0]}
@@ -54,7 +54,7 @@ class BatchConfig:
   sources: tuple[str, ...] | None = None
   task: str | None = None
   max_segments: int | None = None
-  grad_frames: int = 2
+  grad_frames: int = 1
   start: float = 0.5
   learning_rate: float = 1.0
 

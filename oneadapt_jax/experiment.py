@@ -17,9 +17,10 @@ import jax
 from tqdm.auto import tqdm
 
 from oneadapt_jax import report
-from oneadapt_jax.baselines import METHODS
+from oneadapt_jax.baselines import METHODS, base_name, method_of
 from oneadapt_jax.baselines import static as static_method
 from oneadapt_jax.core import (
+  ONEADAPT_REVISION,
   SCHEMA_VERSION,
   CostModel,
   Record,
@@ -35,11 +36,8 @@ def applicable(workload: Workload, *, methods: Sequence[str] | None = None) -> l
   does not apply is refused, saying why), or by default every registered method that applies."""
   if methods is None:
     return [m for m, method in METHODS.items() if method.why_not(workload) is None]
-  unknown = sorted(set(methods) - set(METHODS))
-  if unknown:
-    raise ValueError(f"unknown methods {unknown}; available: {sorted(METHODS)}")
   for name in methods:
-    why = METHODS[name].why_not(workload)
+    why = method_of(name).why_not(workload)
     if why is not None:
       raise ValueError(f"{name} does not apply to this workload: it {why}")
   return list(methods)
@@ -64,7 +62,10 @@ def _read_log(log: pathlib.Path, identity: dict, segments: int) -> dict[tuple, l
     # Only OneAdapt ascends the proxy: the baselines' records serve any proxy.
     # A unit over another number of segments (another --max-segments) is not this one.
     same = same and len(entry["records"]) == segments
-    if same and (entry["method"] != "oneadapt" or entry.get("proxy") == identity["proxy"]):
+    # OneAdapt's runs are reused only by the revision of it that computed them.
+    if same and (base_name(entry["method"]) != "oneadapt"
+                 or (entry.get("proxy") == identity["proxy"]
+                     and entry.get("oneadapt_revision") == ONEADAPT_REVISION)):
       done[(entry["method"], entry["unit"])] = [
           Record.from_json(r, source=f"{log} (line {number})") for r in entry["records"]]
   return done
@@ -91,7 +92,7 @@ def run(workload: Workload, out_dir: pathlib.Path, *, lambdas: Sequence[float] =
   log = out_dir / "records.jsonl"
   identity = _identity(workload)
   done = _read_log(log, identity, workload.num_segments) if log.exists() else {}
-  jobs = [(m, t.label, lambda m=m, t=t: METHODS[m].run(workload, t, cost=cost))
+  jobs = [(m, t.label, lambda m=m, t=t: method_of(m).run(workload, t, cost=cost))
           for m in methods for t in sweeps[m]]
   if static:
     jobs += [("static", json.dumps(c), lambda c=c: static_method(workload, c))
@@ -103,8 +104,9 @@ def run(workload: Workload, out_dir: pathlib.Path, *, lambdas: Sequence[float] =
     records = job()
     done[(method, unit)] = records
     with log.open("a") as f:  # one line per finished unit: an interruption loses nothing
+      revision = {"oneadapt_revision": ONEADAPT_REVISION} if base_name(method) == "oneadapt" else {}
       f.write(json.dumps({"schema": SCHEMA_VERSION, **identity, "method": method, "unit": unit,
-                          "records": [r.to_json() for r in records]}) + "\n")
+                          **revision, "records": [r.to_json() for r in records]}) + "\n")
   results = _results(workload, done, sweeps, methods, static, cost)
   (out_dir / "results.json").write_text(json.dumps(results, indent=2))
   if verbose:
@@ -137,8 +139,8 @@ def _results(workload, done, sweeps, methods, static, cost) -> dict:
                             "target": tradeoff.target,
                             "total": report.summarise(records, workload, tradeoff, cost),
                             "per_segment": [r.to_json() for r in records]})
-  results["runs"].sort(key=lambda r: (list(METHODS).index(r["method"]), r["lambda"] or 0,
-                                      r["budget"] or 0, r["target"] or 0))
+  results["runs"].sort(key=lambda r: (list(METHODS).index(base_name(r["method"])), r["method"],
+                                      r["lambda"] or 0, r["budget"] or 0, r["target"] or 0))
   results["comparison"] = report.compare(results["runs"])
   results["versus_static"] = report.versus_static(results["runs"], results["static"])
   return results
@@ -151,10 +153,8 @@ def run_config(config: dict, out_dir: pathlib.Path, *, subfolders: bool | None =
   `outcomes.jsonl` (`WorkloadBase.keep_outcomes`). Returns each run's results."""
   from oneadapt_jax import workloads
 
-  if config.get("methods") is not None:
-    unknown = sorted(set(config["methods"]) - set(METHODS))
-    if unknown:  # before any workload is built
-      raise ValueError(f"unknown methods {unknown}; available: {sorted(METHODS)}")
+  for name in config.get("methods") or ():  # before any workload is built
+    method_of(name)
   sources = config.get("sources") or [None]
   if subfolders is None:
     subfolders = len(sources) > 1

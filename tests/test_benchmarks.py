@@ -37,3 +37,14 @@ def test_pedestrian_tiling_runs_and_writes_json(tmp_path):
                                  "--out", str(tmp_path)])
   assert [r["grid"] for r in rows] == ["1x1", "2x3"] and rows[1]["tiles"] == 6
   assert all(0 <= r["recall_of_union"] <= 1 for r in rows)
+
+
+@pytest.mark.slow
+def test_server_overhead_runs_and_writes_json(tmp_path):
+  import server_overhead
+
+  payload = server_overhead.main(["--repeats", "1", "--clips", "carphone", "--out",
+                                  str(tmp_path)])
+  assert [r["estimator"] for r in payload["rows"]] == ["decoded", "fused"]
+  assert all(r["backward_cost"] >= 0 and r["overhead_full_rate"] >= 0 for r in payload["rows"])
+  assert payload["rows"][0]["camera_s"] > 0

@@ -9,22 +9,27 @@ small one tests/test_bench.py runs (carphone, 3 segments, a coarse grid).
 | `vtest-detection` | vtest pedestrians (whole-frame SSDLite), resolution/frame rate/QP | 10 s | bytes |
 | `vtest-filter` | vtest pedestrians, the frame filter alone at the best encoding (Reducto) | 10 s | frames |
 | `vtest-keypoints` | vtest BlazePose, resolution/frame rate/QP | 10 s | bytes |
+| `vtest-roi` | vtest pedestrians, a QP per macroblock (OneAdapt against DDS) | 10 s | bytes |
 | `bikes`, `carphone` | face detection (BlazeFace), resolution/frame rate/QP | 2 s, 1 s | bytes |
 
 The vtest configs bench its first 40 s (10 of warm-up, 30 scored): on 2 CPU cores the
 72-configuration sweep that every profiling method, the oracle and the static frontier read costs about 50 s a
 segment (kept in `outcomes.jsonl`, never recomputed), and one OneAdapt AccGrad step on
 768x576 frames about 8 s. `--set workload.max_segments=null` benches the whole 79 s.
-`vtest-keypoints` (BlazePose on up to 8 people a frame) is hours: not run here.
+`vtest-keypoints` (BlazePose on up to 8 people a frame, about 3 s a configuration and segment)
+benches the first 20 s (10 scored) on every fifth QP.
 Expected: the README's comparison table.
+
+Ablations: bikes and carphone run every `ABLATIONS` variant of OneAdapt at every lambda, vtest
+the `VTEST_ABLATIONS` at three.
 
 Trade-offs: OneAdapt sweeps lambda over a grid wide enough to span the bytes the others send;
 AWStream, Chameleon and the oracle sweep the same utility weight; Reducto its accuracy target
-over 0.7 to 0.95.
+over 0.7 to 0.95; DDS the same utility weight, which picks its low quality on the warm-up.
 """
 
 #: The configs `oneadapt bench` runs by default, in order.
-SUITE = ("vtest-detection", "vtest-filter", "bikes", "carphone")
+SUITE = ("vtest-detection", "vtest-filter", "vtest-roi", "bikes", "carphone")
 
 LAMBDAS = ("lambda=0.01", "lambda=0.03", "lambda=0.1", "lambda=0.3", "lambda=1", "lambda=3",
            "lambda=10")
@@ -34,6 +39,20 @@ TARGETS = tuple(f"target={t:g}" for t in (0.7, 0.75, 0.8, 0.85, 0.9, 0.95))
 VTEST_LAMBDAS = ("lambda=0.03", "lambda=0.1", "lambda=0.3", "lambda=1", "lambda=10")
 ENCODING = {"oneadapt": LAMBDAS, "awstream": LAMBDAS[1:-1], "chameleon": LAMBDAS[1:-1],
             "oracle": LAMBDAS[1:-1]}
+#: OneAdapt's ablations (`oneadapt_jax.baselines.method_of` variants), each against the default
+#: (AccGrad on the last decoded frame, the `rungs` preset): the `paper` preset (start at the
+#: best quality, Adam at 0.1 in the setting), the fused estimator (the model's own forward and
+#: backward pass through the knob chain on the raw frames), the start alone, and the backward
+#: pass on three frames.
+ABLATIONS = ("oneadapt[preset=paper]", "oneadapt[estimator=fused]", "oneadapt[start=1.0]",
+             "oneadapt[grad_frames=3]")
+#: On vtest an AccGrad step costs seconds: the two that change the most, at three lambdas.
+VTEST_ABLATIONS = ("oneadapt[preset=paper]", "oneadapt[estimator=fused]")
+VTEST_ABLATION_LAMBDAS = ("lambda=0.1", "lambda=0.3", "lambda=1")
+#: BlazePose costs about 3 s a configuration and segment on 2 CPU cores (up to 8 people a frame,
+#: each through the landmark model), so its bench covers the first 20 s (10 of warm-up) on a
+#: coarser grid (every fifth QP: 48 configurations).
+KEYPOINT_SEGMENTS = 20
 #: The vtest prefix benched here (10 s of warm-up, 30 scored); `--set workload.max_segments=null`
 #: runs the whole 79 s.
 VTEST_SEGMENTS = 40
@@ -50,16 +69,22 @@ def get_config(arg=None):
                  "max_segments": VTEST_SEGMENTS}
   configs = {
       "vtest-detection": _video("vtest-detection", "vtest", pedestrians,
-                                {**ENCODING, "oneadapt": VTEST_LAMBDAS}),
+                                {**ENCODING, "oneadapt": VTEST_LAMBDAS,
+                                 **dict.fromkeys(VTEST_ABLATIONS, VTEST_ABLATION_LAMBDAS)}),
       "vtest-filter": _video("vtest-filter", "vtest", {**pedestrians, "chain": "frame_filter"},
                              {"oneadapt": VTEST_LAMBDAS[1::2] + VTEST_LAMBDAS[-1:], "reducto": TARGETS,
                               "oracle": LAMBDAS[1:-1]}, axis="frames"),
       "vtest-keypoints": _video("vtest-keypoints", "vtest",
                                 {"task": "keypoints", "warmup": 10,
-                                 "max_segments": VTEST_SEGMENTS},
+                                 "max_segments": KEYPOINT_SEGMENTS, "qp_stride": 5},
                                 {**ENCODING, "oneadapt": VTEST_LAMBDAS}),
-      "bikes": _video("bikes", "bikes", {"task": "detection", "warmup": 2}, ENCODING),
-      "carphone": _video("carphone", "carphone", {"task": "detection", "warmup": 1}, ENCODING),
+      "vtest-roi": _video("vtest-roi", "vtest", {**pedestrians, "chain": "roi"},
+                          {"oneadapt": VTEST_LAMBDAS, "dds": LAMBDAS[1:-1],
+                           "oracle": LAMBDAS[1:-1]}),
+      "bikes": _video("bikes", "bikes", {"task": "detection", "warmup": 2},
+                      {**ENCODING, **dict.fromkeys(ABLATIONS, LAMBDAS)}),
+      "carphone": _video("carphone", "carphone", {"task": "detection", "warmup": 1},
+                         {**ENCODING, **dict.fromkeys(ABLATIONS, LAMBDAS)}),
       "runlocal": _video("runlocal", "carphone",
                          {"task": "detection", "warmup": 1, "max_segments": 3, "qp_stride": 8},
                          {"oneadapt": LAMBDAS[2:5:2], "awstream": LAMBDAS[2:5:2],

@@ -4,10 +4,13 @@ Everything here works on any kind of stream through the `Workload` protocol; the
 `oneadapt_jax.workloads`, the baselines in `oneadapt_jax.baselines`.
 """
 
+from oneadapt_jax.core._controller import ESTIMATORS as ESTIMATORS
 from oneadapt_jax.core._controller import Bound as Bound
 from oneadapt_jax.core._controller import Controller as Controller
 from oneadapt_jax.core._controller import config_of as config_of
 from oneadapt_jax.core._cost import CostModel as CostModel
+from oneadapt_jax.core._loop import PRESETS as PRESETS
+from oneadapt_jax.core._loop import REVISION as ONEADAPT_REVISION
 from oneadapt_jax.core._loop import LoopState as LoopState
 from oneadapt_jax.core._loop import mesh as mesh
 from oneadapt_jax.core._loop import oneadapt as oneadapt
@@ -23,10 +26,14 @@ from oneadapt_jax.core._types import check_schema as check_schema
 from oneadapt_jax.core._types import config_key as config_key
 from oneadapt_jax.core._types import utility as utility
 from oneadapt_jax.core._workload import SentWorkload as SentWorkload
+from oneadapt_jax.core._workload import ServerVjp as ServerVjp
 from oneadapt_jax.core._workload import Workload as Workload
 from oneadapt_jax.core._workload import WorkloadBase as WorkloadBase
 
 __all__ = (
+    "ESTIMATORS",
+    "ONEADAPT_REVISION",
+    "PRESETS",
     "SCHEMA_VERSION",
     "Bound",
     "Config",
@@ -38,6 +45,7 @@ __all__ = (
     "Record",
     "SchemaError",
     "SentWorkload",
+    "ServerVjp",
     "Tradeoff",
     "Workload",
     "WorkloadBase",

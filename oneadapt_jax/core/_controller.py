@@ -1,12 +1,20 @@
 """The OneAdapt controller: per-segment arithmetic as pure functions, for any `Workload`.
 
 Per segment, the discrete configuration the setting rounds up to is sent for real (real bytes,
-real accuracy); then one AccGrad (`oneadapt_jax.accgrad.fused`: one `jax.vjp` through the knob
-chain, the model on `grad_frames` picked frames, and the proxy) and the chain's byte gradient
-give one Adam step (betas 0.5, 0.5, as in the paper's batch runs) on
+real accuracy); then one AccGrad and the chain's byte gradient give one Adam step (betas 0.5,
+0.5, as in the paper's batch runs) on
 `-proxy / proxy_ref + lam * cost / cost_ref`, both normalised by their values at the best
 quality on the first segment, so that `lam` means what it means in the utility
 `accuracy - lam * bytes / best_bytes`. The setting stays in `[0, 1]`.
+
+AccGrad, two estimators (`Controller.estimator`):
+
+- `"decoded"` (the default, as the paper deploys it): DNNGrad on the frames the server decoded,
+  from the pullback of the forward pass its inference already ran (`Workload.server_vjp`: no
+  second forward pass), pulled back on the camera through the differentiable knob chain at the
+  raw frames (InputGrad; camera-side work, not the server's).
+- `"fused"`: one `jax.vjp` through the knob chain, the model and the proxy on the raw frames
+  (`oneadapt_jax.accgrad.fused`): a forward and a backward pass of the model beyond inference.
 
 The controller never asks what kind of stream it adapts: the chain, the model, the proxy and
 `Workload.shown` are the workload's.
@@ -26,8 +34,11 @@ from flax import nnx
 
 import knobs
 from oneadapt_jax import accgrad
-from oneadapt_jax.core._types import Config, Outcome, Record
+from oneadapt_jax.core._types import Config, Outcome, Record, nested_tuple
 from oneadapt_jax.core._workload import Workload
+
+#: AccGrad's estimators (see the module).
+ESTIMATORS = ("decoded", "fused")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,16 +53,21 @@ class Controller:
       index); otherwise in the `[0, 1]` setting.
     betas: Adam's.
     in_rungs: see `learning_rate`.
+    estimator: `"decoded"` or `"fused"` (see the module).
   """
 
-  grad_frames: int = 2
+  grad_frames: int = 1
   learning_rate: float = 1.0
   betas: tuple[float, float] = (0.5, 0.5)
   in_rungs: bool = True
+  estimator: str = "decoded"
 
   def __post_init__(self):
     if self.grad_frames < 1:
       raise ValueError(f"grad_frames must be >= 1, got {self.grad_frames}")
+    if self.estimator not in ESTIMATORS:
+      raise ValueError(f"unknown AccGrad estimator {self.estimator!r}; available: "
+                       f"{', '.join(ESTIMATORS)}")
 
   def picked(self, frames: int) -> tuple[int, ...]:
     """The frames of a `frames`-frame segment the backward pass runs on."""
@@ -73,10 +89,16 @@ class Controller:
 
 def config_of(knob: knobs.Knob, setting) -> Config:
   """The discrete configuration a setting rounds up to, at the rungs' exact values
-  (interpolating in float32 would hand x264 QP 22.0000019)."""
+  (interpolating in float32 would hand x264 QP 22.0000019); a knob whose setting is an array
+  gives a nested tuple of values."""
   rounded = knob.round(setting)
-  return {name: float(values[knobs.ladder_index(len(values), rounded[name])])
-          for name, values in knob.values.items()}
+  config = {}
+  for name, values in knob.values.items():
+    physical = np.asarray(values, np.float64)[np.asarray(knobs.ladder_index(len(values),
+                                                                          rounded[name]))]
+    # A per-block knob (roi_quality) gives a map: a nested tuple of rows.
+    config[name] = float(physical) if physical.ndim == 0 else nested_tuple(physical.tolist())
+  return config
 
 
 class Bound:
@@ -103,10 +125,28 @@ class Bound:
     return setting, self.optimiser.init(setting)
 
   def gradients(self, state, setting, raw):
-    """`(proxy, AccGrad, bytes, d bytes / d setting)` at one setting."""
+    """`(proxy, AccGrad, bytes, d bytes / d setting)` at one setting (the fused estimator)."""
     value, grad = self._acc_grad(setting, state, raw)
     cost, grad_cost = jax.value_and_grad(self.knob.cost)(setting, raw)
     return value, grad, cost, grad_cost
+
+  def camera(self, setting, raw, cotangent):
+    """`(AccGrad, bytes, d bytes / d setting)` at one setting from the server's DNNGrad on the
+    picked frames (`cotangent`, shaped like `shown` on them): the camera's `vjp` through the
+    knob chain at the raw frames."""
+    _, pullback = jax.vjp(lambda s: self._shown(s, raw), setting)
+    (grad,) = pullback(cotangent)
+    cost, grad_cost = jax.value_and_grad(self.knob.cost)(setting, raw)
+    return grad, cost, grad_cost
+
+  def server(self, workload: Workload, index: int, config: Config):
+    """The server's DNNGrad on the picked frames it decoded of segment `index` at `config`:
+    `(proxy, d proxy / d decoded frames, extra forward passes)`; the forward pass is the one
+    inference ran (`Workload.server_vjp`), the backward pass is the model's alone."""
+    kept = workload.server_vjp(index, config, self.picked)
+    value, proxy_pullback = jax.vjp(self._proxy, kept.outputs)
+    (cotangent,) = kept.pullback(proxy_pullback(jnp.ones_like(value))[0])
+    return value, cotangent, kept.extra_forwards
 
   def reference(self, state, raw):
     """Proxy and bytes at the best quality: what the objective is normalised by."""
@@ -126,19 +166,24 @@ class Bound:
     return jax.tree.map(lambda v: jnp.clip(v, 0.0, 1.0), setting), opt_state
 
   def record(self, method: str, segment: int, config: Config, outcome: Outcome,
-             lam: float) -> Record:
-    """One segment's record: AccGrad's backward passes on every segment, and the normalising
-    forward pass at the best quality on the first."""
+             lam: float, extra_forwards: int = 0) -> Record:
+    """One segment's record: AccGrad's backward passes on every segment, its forward passes
+    beyond inference (the fused estimator's, or `extra_forwards`), and the normalising forward
+    pass at the best quality on the first."""
     backward = len(self.picked)
+    forwards = (backward if self.controller.estimator == "fused" else extra_forwards) + (
+        backward if segment == 0 else 0)
     return Record(method, segment, dict(config), outcome.accuracy, outcome.bytes,
                   outcome.frames_sent, backward_passes=backward, lam=lam,
-                  profiling_frames=backward if segment == 0 else 0)
+                  profiling_frames=forwards)
 
   @functools.cached_property
   def vmapped(self):
-    """`(gradients, step)` vmapped over runs (settings, optimiser states, lambdas), jitted."""
+    """`(gradients, step, camera)` vmapped over runs (settings, optimiser states, lambdas,
+    cotangents), jitted."""
     return (jax.jit(jax.vmap(self.gradients, in_axes=(None, 0, None))),
-            jax.jit(jax.vmap(self.step, in_axes=(0, 0, 0, 0, None, None, 0))))
+            jax.jit(jax.vmap(self.step, in_axes=(0, 0, 0, 0, None, None, 0))),
+            jax.jit(jax.vmap(self.camera, in_axes=(0, None, 0))))
 
   @functools.cached_property
   def batch_of_one(self):
@@ -149,7 +194,7 @@ class Bound:
     therefore runs the unbatched program, so that `oneadapt run` gives the same records however
     it is called; runs batched with others agree with it to float rounding.
     """
-    gradients, step = self.jitted
+    gradients, step, camera = self.jitted
     first = functools.partial(jax.tree.map, lambda x: x[0])
     batch = functools.partial(jax.tree.map, lambda x: x[None])
 
@@ -160,12 +205,15 @@ class Bound:
       return batch(step(first(settings), first(opt_states), first(grads), first(grad_costs),
                         proxy_ref, cost_ref, lams[0]))
 
-    return one_gradients, one_step
+    def one_camera(settings, raw, cotangents):
+      return batch(camera(first(settings), raw, first(cotangents)))
+
+    return one_gradients, one_step, one_camera
 
   @functools.cached_property
   def jitted(self):
-    """`(gradients, step)` for one run, jitted."""
-    return jax.jit(self.gradients), jax.jit(self.step)
+    """`(gradients, step, camera)` for one run, jitted."""
+    return jax.jit(self.gradients), jax.jit(self.step), jax.jit(self.camera)
 
   @functools.cached_property
   def jitted_reference(self):

@@ -79,7 +79,7 @@ def run_oneadapt(workload: Workload, tradeoffs: Sequence[Tradeoff], *,
                  dual_step: float = 0.25, initial_lam: float = 0.0,
                  resume: LoopState | None = None,
                  checkpoint: Callable[[LoopState], None] | None = None,
-                 progress: bool = False) -> list[list[Record]]:
+                 progress: bool = False, method: str = "oneadapt") -> list[list[Record]]:
   """OneAdapt on `workload` at each trade-off; returns each run's records.
 
   Args:
@@ -93,6 +93,7 @@ def run_oneadapt(workload: Workload, tradeoffs: Sequence[Tradeoff], *,
     resume: a `LoopState` to go on from (from `checkpoint`).
     checkpoint: called with the `LoopState` after each segment.
     progress: show a progress bar over segments.
+    method: the records' method name.
 
   The first segment also runs the model forward on its picked frames at the best quality, for
   the normalisation; that inference is charged as profiling.
@@ -107,7 +108,8 @@ def run_oneadapt(workload: Workload, tradeoffs: Sequence[Tradeoff], *,
   runs = NamedSharding(devices, P("runs"))
   count = len(tradeoffs)
   padded = math.ceil(count / devices.size) * devices.size  # every device gets whole runs
-  gradients, step = bound.vmapped if padded > 1 else bound.batch_of_one
+  gradients, step, camera = bound.vmapped if padded > 1 else bound.batch_of_one
+  decoded = bound.controller.estimator == "decoded"
   tradeoffs = list(tradeoffs) + [tradeoffs[-1]] * (padded - count)
   setting, opt_state = bound.init(start)
   settings = jax.tree.map(lambda x: jnp.broadcast_to(x, (padded,) + x.shape), setting)
@@ -134,13 +136,22 @@ def run_oneadapt(workload: Workload, tradeoffs: Sequence[Tradeoff], *,
       refs = tuple(jnp.maximum(r, 1e-6) for r in bound.jitted_reference(
           bound.model_state, raw if i == 0 else workload.raw(0)))
     host = _to_host(settings)
-    spent = []
+    spent, cotangents = [], []
     for r in range(count):
       config = config_of(bound.knob, {k: v[r] for k, v in host.items()})
+      extra = 0
+      if decoded:  # the send, its inference keeping the pullback; then the server's backward
+        _, cotangent, extra = bound.server(workload, i, config)
+        cotangents.append(cotangent)
       outcome = workload.evaluate(i, config)
-      records[r].append(bound.record("oneadapt", i, config, outcome, lams[r]))
+      records[r].append(bound.record(method, i, config, outcome, lams[r], extra))
       spent.append(outcome.bytes)
-    _, grads, _, grad_costs = gradients(bound.model_state, settings, raw)
+    if decoded:
+      cotangents += cotangents[-1:] * (padded - count)
+      cotangents = jax.device_put(jax.tree.map(lambda *c: jnp.stack(c), *cotangents), runs)
+      grads, _, grad_costs = camera(settings, raw, cotangents)
+    else:
+      _, grads, _, grad_costs = gradients(bound.model_state, settings, raw)
     for r, tradeoff in enumerate(tradeoffs):
       if tradeoff.budget is not None:
         used = spent[min(r, count - 1)] / (tradeoff.budget * workload.seconds_per_segment)
@@ -155,17 +166,42 @@ def run_oneadapt(workload: Workload, tradeoffs: Sequence[Tradeoff], *,
   return records
 
 
-def oneadapt(workload: Workload, tradeoff: Tradeoff, *, cost=None,
-             grad_frames: int | None = 2,
-             learning_rate: float = 1.0, betas: tuple[float, float] = (0.5, 0.5),
-             in_rungs: bool = True, start: float = 0.5, dual_step: float = 0.25,
-             initial_lam: float = 0.0) -> list[Record]:
-  """OneAdapt as a method: one run of `run_oneadapt` (see there and `Controller`;
-  `grad_frames=None`: the backward pass on every frame). `cost` is not read: what AccGrad costs
-  is in the records (`backward_passes`), priced by the `CostModel` when they are summarised."""
+#: What a logged OneAdapt run was computed by; runs of another revision are run again, never
+#: reused. 1: the fused AccGrad on two raw frames (before AccGrad on the decoded frames).
+REVISION = 2
+
+#: OneAdapt's presets (`oneadapt(preset=...)`): options of `Controller` and `run_oneadapt`.
+#: `rungs` starts on the middle rung and moves up to one rung of each ladder a segment; `paper`
+#: is the authors' code: start at the best quality, Adam (betas 0.5, 0.5) at learning rate 0.1
+#: in the `[0, 1]` setting.
+PRESETS = {
+    "rungs": {"start": 0.5, "learning_rate": 1.0, "in_rungs": True},
+    "paper": {"start": 1.0, "learning_rate": 0.1, "in_rungs": False},
+}
+_CONTROLLER_OPTIONS = ("grad_frames", "learning_rate", "betas", "in_rungs", "estimator")
+_LOOP_OPTIONS = ("start", "dual_step", "initial_lam")
+
+
+def oneadapt(workload: Workload, tradeoff: Tradeoff, *, cost=None, preset: str = "rungs",
+             method: str = "oneadapt", **options) -> list[Record]:
+  """OneAdapt as a method: one run of `run_oneadapt` at a `PRESETS` entry, any of its options
+  overridden by `options` (`Controller`'s fields; `start`, `dual_step`, `initial_lam`;
+  `grad_frames=None`: the backward pass on every frame). `method` names the records (a
+  variant's name in an ablation). `cost` is not read: what AccGrad costs is in the records
+  (`backward_passes`, `profiling_frames`), priced by the `CostModel` when they are summarised."""
   del cost
-  frames = workload.frames_per_segment if grad_frames is None else grad_frames
-  controller = Controller(frames, learning_rate, tuple(betas), in_rungs)
-  (records,) = run_oneadapt(workload, [tradeoff], controller=controller, start=start,
-                            dual_step=dual_step, initial_lam=initial_lam)
+  if preset not in PRESETS:
+    raise ValueError(f"unknown OneAdapt preset {preset!r}; available: {', '.join(PRESETS)}")
+  unknown = sorted(set(options) - set(_CONTROLLER_OPTIONS) - set(_LOOP_OPTIONS))
+  if unknown:
+    raise ValueError(f"unknown OneAdapt options {unknown}; available: "
+                     f"{', '.join(_CONTROLLER_OPTIONS + _LOOP_OPTIONS)}")
+  options = {**PRESETS[preset], **options}
+  if options.get("grad_frames", 1) is None:
+    options["grad_frames"] = workload.frames_per_segment
+  if "betas" in options:
+    options["betas"] = tuple(options["betas"])
+  controller = Controller(**{k: v for k, v in options.items() if k in _CONTROLLER_OPTIONS})
+  (records,) = run_oneadapt(workload, [tradeoff], controller=controller, method=method,
+                            **{k: v for k, v in options.items() if k in _LOOP_OPTIONS})
   return records

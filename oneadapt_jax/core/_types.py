@@ -1,7 +1,9 @@
 """The values every method passes around: configurations, outcomes, trade-offs and records.
 
 A configuration is a `dict[str, float]` from knob name to the physical value a real sender uses
-(`{"resolution": 0.5, "frame_rate": 5.0, "qp": 32.0}`), the same for every kind of stream.
+(`{"resolution": 0.5, "frame_rate": 5.0, "qp": 32.0}`), the same for every kind of stream. A knob
+whose setting is an array (`knobs.roi_quality`: one QP per macroblock) takes a nested tuple of
+physical values, row by row; a uniform map and its one value are the same configuration.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-Config = dict[str, float]
+Config = dict[str, "float | tuple"]
 
 #: The version of `records.jsonl`, batch checkpoints and `results.json`. Version 1 (before the
 #: workload protocol) stored video configurations as flat fields and audio/LiDAR ones as
@@ -21,9 +23,22 @@ Config = dict[str, float]
 SCHEMA_VERSION = 3
 
 
-def config_key(config: Mapping[str, float]) -> tuple:
-  """A hashable, order-free key of a configuration (for memos and sets)."""
-  return tuple(sorted((name, float(value)) for name, value in config.items()))
+def config_key(config: Mapping[str, Any]) -> tuple:
+  """A hashable, order-free key of a configuration (for memos and sets). A per-block map (nested
+  sequences, e.g. as JSON gives them back) keys as a nested tuple, or as its value when uniform."""
+  return tuple(sorted((name, _frozen(value)) for name, value in config.items()))
+
+
+def _frozen(value) -> float | tuple:
+  array = np.asarray(value, np.float64)
+  if array.size and np.all(array == array.flat[0]):
+    return float(array.flat[0])
+  return nested_tuple(array.tolist())
+
+
+def nested_tuple(value):
+  """Nested lists as nested tuples (hashable)."""
+  return tuple(map(nested_tuple, value)) if isinstance(value, list) else value
 
 
 class Outcome(NamedTuple):

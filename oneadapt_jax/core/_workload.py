@@ -13,13 +13,14 @@ knob chain, model, proxy, metric and real sender, and is done.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import functools
 import itertools
 import json
 import pathlib
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import Any, ClassVar, NamedTuple, Protocol, runtime_checkable
 
 import jax
 import jax.numpy as jnp
@@ -77,6 +78,12 @@ class Workload(Protocol):
   def evaluate(self, index: int, config: Config) -> Outcome:
     """`observe`'s outcome, memoised: methods ask for the same configurations again."""
 
+  def server_vjp(self, index: int, config: Config, frames: Sequence[int]) -> ServerVjp:
+    """Segment `index` as the server received it at `config`, on the given frames, with the
+    model's outputs there and their pullback: what OneAdapt's DNNGrad needs. Reuses the forward
+    pass of `observe` when the segment was just sent (`ServerVjp.extra_forwards` counts any
+    other)."""
+
   @property
   def best(self) -> Config:
     """The best-quality configuration: every ladder's top."""
@@ -87,6 +94,28 @@ class Workload(Protocol):
   def grid(self) -> list[Config]:
     """The joint configurations the profiling baselines and the oracle search, each with its
     keys in the order a knob-at-a-time search (Chameleon) walks them."""
+
+
+class ServerVjp(NamedTuple):
+  """The server's side of AccGrad on one sent segment (`Workload.server_vjp`).
+
+  Attributes:
+    inputs: what the model ran on (the decoded frames asked for; a stream inferred once per
+      segment: the whole received segment).
+    outputs: the model's outputs on `inputs`.
+    pullback: `d outputs -> (d inputs,)`, the model's backward pass only.
+    extra_forwards: forward passes run for it beyond the inference of the segment (0 when the
+      inference's own forward pass was kept).
+  """
+
+  inputs: Any
+  outputs: Any
+  pullback: Callable
+  extra_forwards: int
+
+
+#: Pullbacks kept per workload between a send and its AccGrad (their residuals are activations).
+KEPT_PULLBACKS = 8
 
 
 class WorkloadBase:
@@ -111,6 +140,35 @@ class WorkloadBase:
   def _memo(self) -> dict:
     """`(segment, config_key) -> Outcome` of every configuration sent so far."""
     return {}
+
+  @functools.cached_property
+  def _pullbacks(self) -> collections.OrderedDict:
+    """`(segment, config_key, frames) -> ServerVjp` kept by `observe(keep=...)`, the
+    `KEPT_PULLBACKS` most recent."""
+    return collections.OrderedDict()
+
+  def keep_pullback(self, index: int, config: Config, frames: Sequence[int],
+                    kept: ServerVjp) -> None:
+    """Keeps the pullback `observe(..., keep=frames)` made, for `server_vjp`."""
+    self._pullbacks[(index, config_key(config), tuple(frames))] = kept
+    while len(self._pullbacks) > KEPT_PULLBACKS:
+      self._pullbacks.popitem(last=False)
+
+  def server_vjp(self, index: int, config: Config, frames: Sequence[int]) -> ServerVjp:
+    key = (index, config_key(config), tuple(frames))
+    if key not in self._pullbacks and (index, config_key(config)) not in self._memo:
+      self.observe(index, dict(config), keep=tuple(frames))
+    if key in self._pullbacks:
+      return self._pullbacks.pop(key)
+    # Sent before (memoised, or read back from a file): the server ran this forward pass when it
+    # inferred the segment; a simulation that did not keep it runs it again, uncharged.
+    inputs = self.received(index, config, frames)
+    outputs, pullback = jax.vjp(self._infer, inputs)
+    return ServerVjp(inputs, outputs, pullback, 0)
+
+  def received(self, index: int, config: Config, frames: Sequence[int]) -> Any:
+    """What the model runs on of segment `index` sent at `config`, on `frames`."""
+    raise NotImplementedError
 
   def raw(self, index: int) -> Any:
     return jax.tree.map(jnp.asarray, self.segments[index])
@@ -226,8 +284,20 @@ class SentWorkload(WorkloadBase):
     """`(what the server receives of segment index at config, bytes sent)`: the real sender."""
     raise NotImplementedError
 
-  def observe(self, index: int, config: Config) -> tuple[Any, Outcome]:
+  def received(self, index, config, frames):
+    del frames  # one forward pass covers the whole segment
+    return jax.tree.map(jnp.asarray, self.send(index, config)[0])
+
+  def observe(self, index: int, config: Config, *, keep: Sequence[int] | None = None
+              ) -> tuple[Any, Outcome]:
+    """The model on what was sent (`keep`: run it through `jax.vjp` and keep its pullback for
+    `server_vjp`)."""
     received, num_bytes = self.send(index, config)
-    outputs = self._infer(jax.tree.map(jnp.asarray, received))
+    received = jax.tree.map(jnp.asarray, received)
+    if keep is None:
+      outputs = self._infer(received)
+    else:
+      outputs, pullback = jax.vjp(self._infer, received)
+      self.keep_pullback(index, config, keep, ServerVjp(received, outputs, pullback, 0))
     accuracy = self.metric(np.asarray(outputs), self.references[index])
     return outputs, self.remember(index, config, Outcome(accuracy, num_bytes, 1))

@@ -18,20 +18,25 @@ from oneadapt_jax import metrics, proxies
 
 @dataclasses.dataclass(frozen=True)
 class Task:
-  """A model, the proxy the controller ascends, how to post-process, the metric, and other
-  proxies the check reports alongside (and `oneadapt run --proxy` selects)."""
+  """A model, the proxy the controller ascends, how to post-process, the metric, other proxies
+  the check reports alongside (and `oneadapt run --proxy` selects), and for detectors
+  `candidates`: `(model, outputs, frame_size, min_score) -> Detections` of one frame above a
+  score floor (what DDS asks again about)."""
 
   model: str
   proxy: Callable
   post: Callable
   metric: Callable
   alternatives: dict = dataclasses.field(default_factory=dict)
+  candidates: Callable | None = None
 
 
 TASKS = {
     "detection": Task("blazeface", proxies.detection,
                       lambda m, o, size: models.postprocess("blazeface", m, o, size).boxes,
-                      metrics.detection, {"expected_f1": proxies.expected_f1}),
+                      metrics.detection, {"expected_f1": proxies.expected_f1},
+                      lambda m, o, size, floor: models.blazeface_detections(
+                          m, o, size, min_score=floor)),
     "segmentation": Task("selfie_segmentation", proxies.segmentation,
                          lambda m, o, size: np.asarray(o["mask"]) > 0.5, metrics.segmentation),
     "keypoints": Task("face_landmark", proxies.keypoints,
@@ -44,7 +49,8 @@ MODEL_TASKS = {
     name: Task(name, proxies.soft_count,
                lambda m, o, size, name=name: models.postprocess(name, m, o, size).boxes,
                metrics.detection,
-               {"expected_f1": proxies.expected_f1, "anchor_count": proxies.detection})
+               {"expected_f1": proxies.expected_f1, "anchor_count": proxies.detection},
+               lambda m, o, size, floor: models.pedestrian_detections(o, size, min_score=floor))
     for name in ("pedestrian_ssdlite", "pedestrian_ssdlite_whole")
 } | {
     "blazepose": Task("blazepose", proxies.body_presence,

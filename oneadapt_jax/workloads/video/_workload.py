@@ -6,6 +6,11 @@ x264). The real sender (`oneadapt_jax.codec.encode`) scales, drops frames, encod
 decodes; a frame not sent reuses the output of the last frame sent (what the server does), and
 the metric is taken over every frame against the model's output on the raw frames (the
 reference, as in the paper). Reducto's camera-side `frame_filter` is an extra knob of the sender.
+
+The `roi` chain is one QP per macroblock (`knobs.roi_quality` on the `ROI_QPS` ladder, x264's
+region-of-interest offsets), and its sender also speaks DDS's two-pass protocol: a configuration
+naming `requery_qp` sends the segment at its `roi_quality` first, then the regions the server is
+unsure of at `requery_qp` (`_regions`).
 """
 
 from __future__ import annotations
@@ -22,12 +27,17 @@ from flax import nnx
 import knobs
 import models
 from oneadapt_jax import codec, data, metrics
-from oneadapt_jax.core import Config, Outcome, WorkloadBase
-from oneadapt_jax.workloads.video import _filter
+from oneadapt_jax.core import Config, Outcome, ServerVjp, WorkloadBase
+from oneadapt_jax.workloads.video import _filter, _regions
 from oneadapt_jax.workloads.video._tasks import TASKS, Task, default_model, per_frame, task_spec
 
 #: Reducto's difference features, as a configuration's `filter_feature` indexes them.
 FILTER_FEATURES = _filter.FEATURES
+#: The per-macroblock QPs of the `roi` chain, cheapest first: the paper's macroblock pipeline
+#: chooses between QP 36 and 24 per block; two more rungs let a curve be traced.
+ROI_QPS = (42.0, 36.0, 30.0, 24.0)
+#: The knob chains a video workload can adapt.
+CHAINS = ("encoding", "frame_filter", "roi")
 
 
 def knob_chain(source_fps: float = data.ANALYSIS_FPS) -> knobs.Knob:
@@ -63,8 +73,9 @@ class VideoWorkload(WorkloadBase):
     qp_stride: the profiling grid takes every `qp_stride`-th QP (the best included).
     warmup_segments: the prefix no method is scored on (see `Workload`).
     chain: `"encoding"` (resolution, frame rate, QP; Reducto's frame filter an extra knob of the
-      sender) or `"frame_filter"` (the frame filter alone, at the best encoding: what OneAdapt
-      drives when it is compared with Reducto).
+      sender), `"frame_filter"` (the frame filter alone, at the best encoding: what OneAdapt
+      drives when it is compared with Reducto) or `"roi"` (a QP per macroblock at full
+      resolution and frame rate; DDS's `requery_qp` an extra knob of the sender).
   """
 
   kind = "video"
@@ -93,8 +104,12 @@ class VideoWorkload(WorkloadBase):
       self.extra_knobs = {"frame_filter": knobs.frame_filter()}
     elif self.chain == "frame_filter":
       self.knob, self.extra_knobs = knobs.chain(frame_filter=knobs.frame_filter()), {}
+    elif self.chain == "roi":
+      self.knob = knobs.chain(roi_quality=knobs.roi_quality(self.segments[0].size,
+                                                            values=ROI_QPS))
+      self.extra_knobs = {"requery_qp": knobs.quantization(values=ROI_QPS)}
     else:
-      raise ValueError(f"unknown knob chain {self.chain!r}; available: encoding, frame_filter")
+      raise ValueError(f"unknown knob chain {self.chain!r}; available: {', '.join(CHAINS)}")
     self._infer = jax.jit(lambda x: self.model(x))
     if not self.references:
       self.references = [self.post(self._infer(jnp.asarray(s.as_float())))
@@ -128,8 +143,8 @@ class VideoWorkload(WorkloadBase):
   def grid(self) -> list[Config]:
     """Every resolution, every `qp_stride`-th QP (the best included) and the two top frame
     rates; a knob-at-a-time search walks resolution, QP, then frame rate. (The frame-filter
-    chain: every threshold.)"""
-    if self.chain == "frame_filter":
+    chain: every threshold; the roi chain: every QP, the same in every macroblock.)"""
+    if self.chain != "encoding":
       return super().grid()
     ladders = self.ladders()
     qps = self.ladders(stride=self.qp_stride)["qp"]
@@ -162,23 +177,106 @@ class VideoWorkload(WorkloadBase):
     elif config.get("frame_filter") is not None:
       sent = _filter.sent_frames(_filter.FEATURES[feature], frames, config["frame_filter"])
     fps = config.get("frame_rate", self.source_fps)
+    if "roi_quality" in config:  # x264's per-macroblock offsets (CRF: see `codec`)
+      roi_qp = self.roi_map(config["roi_quality"])
+      return codec.encode(frames, qp=float(roi_qp.max()), roi_qp=roi_qp, preset=self.preset)
     best_qp = float(knobs.quantization().values[-1])
     return codec.encode(frames, resolution=config.get("resolution", 1.0),
                         qp=config.get("qp", best_qp),
                         fps=None if fps >= self.source_fps else fps,
                         source_fps=self.source_fps, sent=sent, preset=self.preset)
 
-  def observe(self, index: int, config: Config):
+  def roi_map(self, value) -> np.ndarray:
+    """A `roi_quality` value (one QP, or a map of one per macroblock) as the frame's map."""
+    grid = _regions.macroblock_mask(np.zeros((0, 4)), self.segments[0].size).shape
+    qps = np.asarray(value, np.float64)
+    if qps.ndim not in (0, 2) or (qps.ndim == 2 and qps.shape != grid):
+      raise ValueError(f"roi_quality is one QP or a {grid[0]}x{grid[1]} map of them (one per "
+                       f"macroblock of {self.segments[0].size}), got shape {qps.shape}")
+    if not np.all(np.isin(qps, ROI_QPS)):
+      raise ValueError(f"roi_quality QPs are on the ladder {ROI_QPS}, got "
+                       f"{sorted(set(np.unique(qps)) - set(ROI_QPS))}")
+    return np.broadcast_to(qps, grid)
+
+  def received(self, index: int, config: Config, frames) -> jax.Array:
+    """The decoded frames the model sees at the given frame indices (a frame not sent: the last
+    one sent)."""
+    return jnp.asarray(self.encode(index, config).as_float()[np.asarray(frames, int)])
+
+  def observe(self, index: int, config: Config, *, keep=None):
     """The model on the frames sent; a frame not sent reuses the output of the last frame sent,
-    and the metric is taken over every frame. Returns the outputs on the frames sent."""
+    and the metric is taken over every frame. Returns the outputs on the frames sent.
+
+    `keep`: frame indices whose forward pass runs through `jax.vjp`, its pullback kept for
+    `server_vjp` (OneAdapt's DNNGrad on the decoded frames, with no second forward pass)."""
+    if "requery_qp" in config:
+      return self._two_pass(index, config)
     encoded = self.encode(index, config)
     sent = np.flatnonzero(encoded.sent)
     held = np.cumsum(encoded.sent) - 1  # which sent frame each frame shows
-    outputs = self._infer(jnp.asarray(encoded.as_float()[sent]))
+    decoded = jnp.asarray(encoded.as_float()[sent])
+    if keep is None:
+      outputs = self._infer(decoded)
+    else:
+      outputs = self._infer_keeping(index, config, decoded, held, tuple(keep))
     shown = self.post(jax.tree.map(lambda o: o[held], outputs))
     accuracy = metrics.segment_mean(self.spec.metric, shown, self.references[index])
     return outputs, self.remember(index, config,
                                   Outcome(accuracy, encoded.num_bytes, encoded.frames_sent))
+
+
+  def _infer_keeping(self, index, config, decoded, held, keep):
+    """`_infer(decoded)`, the sent frames that the `keep` frames show run through `jax.vjp`
+    (one forward pass each; a sent frame two of them show runs twice)."""
+    shows = held[np.asarray(keep, int)]  # the sent frame each kept frame shows
+    rest = np.setdiff1d(np.arange(len(decoded)), shows)
+    inputs = decoded[shows]
+    kept_out, pullback = jax.vjp(self._infer, inputs)
+    self.keep_pullback(index, config, keep, ServerVjp(inputs, kept_out, pullback,
+                                                      len(shows) - len(set(shows.tolist()))))
+    unique, first = np.unique(shows, return_index=True)
+    kept_out = jax.tree.map(lambda o: o[first], kept_out)
+    if not len(rest):
+      return kept_out
+    order = np.argsort(np.concatenate([unique, rest]))  # back to the order of the sent frames
+    return jax.tree.map(lambda k, r: jnp.concatenate([k, r])[order], kept_out,
+                        self._infer(decoded[rest]))
+
+  def _two_pass(self, index: int, config: Config):
+    """DDS's protocol (`_regions`): the segment at `roi_quality`, then the regions the server is
+    unsure of at `requery_qp`; bytes of both passes, a forward pass per frame of each."""
+    spec = self.spec
+    if spec.candidates is None:
+      raise ValueError(f"DDS asks again about uncertain detections: the {self.task} task with "
+                       f"{spec.model} has none (detection tasks have)")
+    size = self.segments[0].size
+    first = self.encode(index, {"roi_quality": config["roi_quality"]})
+    first_out = self._infer(jnp.asarray(first.as_float()))
+    frame_out = [jax.tree.map(lambda o: np.asarray(o[t]), first_out)
+                 for t in range(self.frames_per_segment)]
+    unsure = [spec.candidates(self.model, out, size, _regions.LOW_THRESHOLD) for out in frame_out]
+    masks = np.stack([_regions.macroblock_mask(_regions.regions_to_query(d, size), size)
+                      for d in unsure])
+    asked = np.flatnonzero(masks.any(axis=(1, 2)))
+    second = [models.Detections(np.zeros((0, 4)), np.zeros(0), np.zeros((0, 0, 2)))
+              for _ in unsure]
+    num_bytes = first.num_bytes
+    if len(asked):
+      pixels = np.stack([_regions.pixel_mask(m, size) for m in masks])[..., None]
+      frames = self.segments[index].frames
+      requery = self.roi_map(config["requery_qp"])
+      resent = codec.encode(np.where(pixels, frames, 0).astype(np.uint8),
+                            qp=float(requery.max()), roi_qp=requery, preset=self.preset)
+      num_bytes += resent.num_bytes
+      composite = np.where(pixels, resent.frames, first.frames)[asked]
+      outputs = self._infer(jnp.asarray(composite.astype(np.float32) / 255.0))
+      for k, t in enumerate(asked):
+        out = jax.tree.map(lambda o: np.asarray(o[k]), outputs)
+        second[t] = spec.candidates(self.model, out, size, _regions.DETECTION_THRESHOLD)
+    boxes = [_regions.merge(s, f) for s, f in zip(second, unsure)]
+    accuracy = metrics.segment_mean(spec.metric, boxes, self.references[index])
+    return boxes, self.remember(index, config, Outcome(
+        accuracy, num_bytes, self.frames_per_segment + len(asked)))
 
 
 def build(*, task: str = "detection", source: str = "carphone", proxy: str | None = None,
