@@ -223,6 +223,9 @@ STYLE = {"oneadapt": ("tab:red", "o"), "awstream": ("tab:blue", "s"),
          "dds": ("tab:orange", "v"), "oracle": ("black", "*"), "static": ("0.6", ".")}
 
 
+VARIANT_COLOURS = ("tab:pink", "tab:olive", "tab:cyan", "tab:brown", "tab:gray")
+
+
 def plot(comparison: Mapping, path: pathlib.Path, *, resamples: int = 200) -> pathlib.Path:
   """Accuracy against the cost axis and against GPU, one curve per method (its frontier as a
   line, every point as a marker) with the 95% interval of each point's accuracy and cost drawn
@@ -235,8 +238,10 @@ def plot(comparison: Mapping, path: pathlib.Path, *, resamples: int = 200) -> pa
   axes_names = list(dict.fromkeys((comparison["axis"], "gpu")))
   fig, axes = plt.subplots(1, len(axes_names), figsize=(6 * len(axes_names), 4.5), squeeze=False)
   for ax, axis in zip(axes[0], axes_names):
+    variants = [m for m in comparison["points"] if m not in STYLE]  # OneAdapt's ablations
     for method, points in comparison["points"].items():
-      colour, marker = STYLE.get(method, ("tab:gray", "x"))
+      colour, marker = STYLE.get(method) or (VARIANT_COLOURS[variants.index(method)
+                                                             % len(VARIANT_COLOURS)], "x")
       xs = [p[axis] for p in points]
       ys = [p["accuracy"] for p in points]
       xerr = [[p[axis] - p.get(f"{axis}_ci", [p[axis]] * 2)[0] for p in points],

@@ -100,7 +100,8 @@ def test_bench_runs_every_method_compares_the_curves_and_resumes_without_resendi
     assert run["total"]["dnn_frames"] == sum(r["dnn_frames"] for r in run["per_segment"][1:])
     assert len(run["per_segment"]) == scored + 1
   cost = results["cost_model"]["backward_cost"]
-  assert cost == json.loads((tmp_path / "cost.json").read_text())["backward_cost"] > 1.0
+  # the backward pass alone (its forward pass is inference's): it costs something
+  assert cost == json.loads((tmp_path / "cost.json").read_text())["backward_cost"] > 0.0
   (oneadapt,) = [r for r in results["runs"] if r["method"] == "oneadapt"][:1]
   gpu = sum(r["dnn_frames"] + r["profiling_frames"] + r["backward_passes"] * cost
             for r in oneadapt["per_segment"][1:])

@@ -221,3 +221,27 @@ def test_compiled_controllers_are_bounded():
   for _ in range(_controller._BOUND_CACHE_SIZE + 3):
     core.Controller().bind(toy_workload(segments=1))
   assert len(_controller._BOUND) == _controller._BOUND_CACHE_SIZE
+
+
+def test_oneadapt_variants_run_by_name_and_log_under_it(tmp_path):
+  workload = toy_workload(segments=3)
+  results = experiment.run(workload, tmp_path, lambdas=(0.3,), static=False, progress=False,
+                           methods=["oneadapt", "oneadapt[preset=paper]"], verbose=False)
+  runs = {r["method"]: r for r in results["runs"]}
+  assert set(runs) == {"oneadapt", "oneadapt[preset=paper]"}
+  # paper: the best quality first; rungs: the middle rung, rounded up
+  assert runs["oneadapt[preset=paper]"]["per_segment"][0]["config"] == workload.best
+  assert runs["oneadapt"]["per_segment"][0]["config"] == {"bit_depth": 4.0}
+  lines = [json.loads(line) for line in (tmp_path / "records.jsonl").read_text().splitlines()]
+  assert all(line["oneadapt_revision"] == core.ONEADAPT_REVISION for line in lines)
+  # a run logged by another revision of OneAdapt is run again, not reused
+  stale = dict(lines[0], oneadapt_revision=1)
+  stale["records"] = [dict(r, accuracy=-1.0) for r in stale["records"]]
+  (tmp_path / "records.jsonl").write_text(json.dumps(stale) + "\n")
+  again = experiment.run(workload, tmp_path, lambdas=(0.3,), static=False, progress=False,
+                         methods=[lines[0]["method"]], verbose=False)
+  assert all(r["accuracy"] >= 0 for r in again["runs"][0]["per_segment"])
+  with pytest.raises(ValueError, match="OPTION=VALUE"):
+    experiment.run(workload, tmp_path, methods=["oneadapt[paper]"], progress=False)
+  with pytest.raises(ValueError, match="unknown OneAdapt options"):
+    experiment.run(workload, tmp_path, methods=["oneadapt[speed=2]"], progress=False)
