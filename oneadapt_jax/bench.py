@@ -172,7 +172,9 @@ def report(comparison: Mapping) -> str:
   cost = comparison["cost_model"]
   header = (f"{scored} scored segments after a warm-up of {comparison['warmup_segments']}; "
             f"{comparison['resamples']} bootstrap resamples of the segments (95% intervals); "
-            f"AccGrad frame = {cost['backward_cost']:.2f} forward-equivalents (measured); "
+            f"AccGrad frame = {cost['backward_cost']:.2f} forward-equivalents (measured; one a "
+            f"segment is {cost['backward_cost'] / comparison['frames_per_segment']:.0%} of "
+            f"full-rate inference); "
             f"spare GPU {cost['spare_gpu_fps']:g} frames/s; {comparison['device']}.")
   columns = ("| method | trade-off | accuracy | relative bytes | frames inferred / segment "
              "| GPU / segment (fwd-eq.) |")
