@@ -113,6 +113,20 @@ def run_bench(config: Mapping, out_dir: pathlib.Path, *, progress: bool = True,
   results = experiment.run(workload, out_dir, methods=list(sweeps), sweeps=sweeps,
                            static=config.get("static", True), cost=cost, progress=progress,
                            verbose=False)
+  return write_report(config, out_dir, results, measured, resamples=resamples)
+
+
+def write_report(config: Mapping, out_dir: pathlib.Path, results: Mapping | None = None,
+                 measured: Mapping | None = None, *, resamples: int | None = None) -> dict:
+  """`comparison.json`, `report.md` and `curves.png` of a bench config's run in `out_dir`
+  (`results`: its `results.json`, read from there by default; `measured`: its `cost.json`),
+  without running anything. Returns the comparison."""
+  out_dir = pathlib.Path(out_dir)
+  if results is None:
+    results = experiment.read_results(out_dir / "results.json")
+  if measured is None:
+    path = out_dir / "cost.json"
+    measured = json.loads(path.read_text()) if path.exists() else {}
   comparison = compare_results(results, axis=config.get("axis", "bytes"),
                                resamples=resamples or config.get("resamples", 1000))
   comparison |= {"name": config["name"], "measured_cost": measured,
@@ -289,4 +303,4 @@ def run_suite(names: Sequence[str], out_dir: pathlib.Path, *, progress: bool = T
 
 
 __all__ = ("compare_results", "measure_backward_cost", "plot", "report", "run_bench",
-           "run_suite", "sweeps_of")
+           "run_suite", "sweeps_of", "write_report")

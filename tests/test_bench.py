@@ -113,6 +113,9 @@ def test_bench_runs_every_method_compares_the_curves_and_resumes_without_resendi
   again = bench.run_bench(config, tmp_path, progress=False)
   assert (tmp_path / "outcomes.jsonl").read_text() == sent  # nothing sent twice
   assert again["rows"] == comparison["rows"]
+  (tmp_path / "report.md").unlink()
+  rewritten = bench.write_report(config, tmp_path)  # from results.json alone, nothing run
+  assert rewritten["rows"] == comparison["rows"] and (tmp_path / "report.md").exists()
 
 
 def test_difference_features_match_opencv_on_a_moving_square():
