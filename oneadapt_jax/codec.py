@@ -183,7 +183,11 @@ def _encode_uncached(frames, *, resolution, qp, sent, roi_qp, preset):
 
 _CACHE: collections.OrderedDict[str, Encoding] = collections.OrderedDict()
 _CACHE_LOCK = threading.Lock()
+#: The cache keeps at most this many segments and this many bytes of decoded frames (least
+#: recently used dropped first): a 768x576 segment of 10 frames decodes to 13 MB, so an item
+#: bound alone let a long vtest bench grow past 10 GB.
 CACHE_ITEMS = 512
+CACHE_BYTES = 2 << 30
 _ENCODES_RUN = 0
 
 
@@ -249,8 +253,9 @@ def encode(frames, *, resolution: float = 1.0, qp: float = 23, fps: float | None
     if not cache:
       return result
     _CACHE[key] = result
-    while len(_CACHE) > CACHE_ITEMS:
-      _CACHE.popitem(last=False)
+    held = sum(e.frames.nbytes for e in _CACHE.values())
+    while len(_CACHE) > 1 and (len(_CACHE) > CACHE_ITEMS or held > CACHE_BYTES):
+      held -= _CACHE.popitem(last=False)[1].frames.nbytes
   return result
 
 

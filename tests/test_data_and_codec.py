@@ -171,3 +171,16 @@ def test_bracket_gives_the_neighbouring_rungs():
   assert codec.bracket(5, 0.6) == (0.5, 0.75)
   assert codec.bracket(5, 0.75) == (0.75, 0.75)
   assert codec.bracket(5, 1.0) == (1.0, 1.0)
+
+
+def test_the_encode_cache_is_bounded_in_bytes(bikes, monkeypatch):
+  codec._CACHE.clear()
+  one = codec.encode(bikes.frames, qp=40).frames.nbytes
+  monkeypatch.setattr(codec, "CACHE_BYTES", int(2.5 * one))
+  for qp in (41, 42, 43, 44):
+    codec.encode(bikes.frames, qp=qp)
+  assert len(codec._CACHE) == 2  # the two most recent
+  assert sum(e.frames.nbytes for e in codec._CACHE.values()) <= 2.5 * one
+  before = codec.encodes_run()
+  codec.encode(bikes.frames, qp=44)  # still held
+  assert codec.encodes_run() == before
