@@ -26,6 +26,12 @@ import numpy as np
 import knobs
 
 MACROBLOCK = 16
+
+
+def macroblock_grid(height: int, width: int) -> tuple[int, int]:
+  """`(rows, cols)` of 16x16 macroblocks covering an `height x width` picture (the last ones
+  partial)."""
+  return -(-height // MACROBLOCK), -(-width // MACROBLOCK)
 _QP_RANGE = 51  # libx264 scales AVRegionOfInterest.qoffset in [-1, 1] by this (8-bit video)
 
 
@@ -94,7 +100,7 @@ def _as_uint8(frames) -> np.ndarray:
 def _roi_rectangles(roi_qp: np.ndarray, base_qp: float, size: tuple[int, int]):
   """Per-macroblock QPs -> `addroi` rectangles (runs of equal QP along each macroblock row)."""
   h, w = size
-  grid = (-(-h // MACROBLOCK), -(-w // MACROBLOCK))
+  grid = macroblock_grid(h, w)
   roi_qp = np.asarray(roi_qp, np.float64)
   if roi_qp.ndim != 2:
     raise ValueError(f"roi_qp must be a 2-D per-macroblock map, got shape {roi_qp.shape}")

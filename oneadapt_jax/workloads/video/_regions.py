@@ -18,13 +18,13 @@ from __future__ import annotations
 import numpy as np
 
 import models
+from oneadapt_jax.codec import MACROBLOCK, macroblock_grid
 
 #: The detectors' own score threshold (their post-processing keeps what scores at least this).
 DETECTION_THRESHOLD = 0.5
 LOW_THRESHOLD = 0.3
 HIGH_THRESHOLD = 0.8
 MAX_AREA = 0.3
-MACROBLOCK = 16
 
 
 def regions_to_query(detections: models.Detections, frame_size: tuple[int, int], *,
@@ -40,8 +40,7 @@ def regions_to_query(detections: models.Detections, frame_size: tuple[int, int],
 def macroblock_mask(boxes: np.ndarray, frame_size: tuple[int, int]) -> np.ndarray:
   """`bool [ceil(H / 16), ceil(W / 16)]`: the macroblocks any box touches."""
   height, width = frame_size
-  grid = (-(-height // MACROBLOCK), -(-width // MACROBLOCK))
-  mask = np.zeros(grid, bool)
+  mask = np.zeros(macroblock_grid(height, width), bool)
   for x0, y0, x1, y1 in np.asarray(boxes, np.float64).reshape(-1, 4):
     x0, x1 = np.clip([x0, x1], 0, width)
     y0, y1 = np.clip([y0, y1], 0, height)

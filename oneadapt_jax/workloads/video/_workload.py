@@ -188,7 +188,7 @@ class VideoWorkload(WorkloadBase):
 
   def roi_map(self, value) -> np.ndarray:
     """A `roi_quality` value (one QP, or a map of one per macroblock) as the frame's map."""
-    grid = _regions.macroblock_mask(np.zeros((0, 4)), self.segments[0].size).shape
+    grid = codec.macroblock_grid(*self.segments[0].size)
     qps = np.asarray(value, np.float64)
     if qps.ndim not in (0, 2) or (qps.ndim == 2 and qps.shape != grid):
       raise ValueError(f"roi_quality is one QP or a {grid[0]}x{grid[1]} map of them (one per "
@@ -223,7 +223,6 @@ class VideoWorkload(WorkloadBase):
     accuracy = metrics.segment_mean(self.spec.metric, shown, self.references[index])
     return outputs, self.remember(index, config,
                                   Outcome(accuracy, encoded.num_bytes, encoded.frames_sent))
-
 
   def _infer_keeping(self, index, config, decoded, held, keep):
     """`_infer(decoded)`, the sent frames that the `keep` frames show run through `jax.vjp`
