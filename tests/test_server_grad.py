@@ -36,16 +36,23 @@ def counted(carphone):
   return workload, frames_run
 
 
+def _step(bound, workload, frame_rate):
+  """One AccGrad on segment 1 at a fixed setting: `(setting, config, raw, server's (proxy,
+  cotangent, extra forwards), camera's gradient)`."""
+  setting = {"resolution": jnp.float32(0.6), "frame_rate": jnp.float32(frame_rate),
+             "qp": jnp.float32(0.45)}
+  config = config_of(workload.knob, setting)
+  raw = workload.raw(1)
+  server = bound.server(workload, 1, config)
+  grad, _, _ = bound.jitted[2](setting, raw, server[1])
+  return setting, config, raw, server, grad
+
+
 def test_the_gradient_is_the_decoded_frames_dnngrad_through_the_cameras_vjp(counted):
   workload, frames_run = counted
   bound = Controller().bind(workload)
   assert bound.picked == (9,)  # the last frame, as the paper back-propagates
-  setting = {"resolution": jnp.float32(0.6), "frame_rate": jnp.float32(1.0),
-             "qp": jnp.float32(0.45)}
-  config = config_of(workload.knob, setting)
-  raw = workload.raw(1)
-  value, cotangent, extra = bound.server(workload, 1, config)
-  grad, _, _ = bound.jitted[2](setting, raw, cotangent)
+  setting, config, raw, (value, cotangent, extra), grad = _step(bound, workload, 1.0)
 
   # The reference, independently: x264 at the configuration, the model's gradient at the last
   # decoded frame, pulled back through the knob chain at the raw frames.
@@ -84,9 +91,82 @@ def test_the_fused_estimator_runs_its_own_forward_pass_and_is_charged_for_it(cou
 
 
 def test_an_unknown_estimator_or_preset_is_refused_with_the_choices():
-  with pytest.raises(ValueError, match="decoded, fused"):
+  with pytest.raises(ValueError, match="decoded, fused, saliency, reencode"):
     Controller(estimator="magic")
   with pytest.raises(ValueError, match="rungs, paper"):
     core.oneadapt(None, Tradeoff(lam=0.3), preset="magic")
   with pytest.raises(ValueError, match="learning_rate"):
     core.oneadapt(None, Tradeoff(lam=0.3), learnin_rate=0.1)
+
+
+def test_the_reencoding_estimator_is_the_authors_finite_difference_over_real_encodes(counted):
+  """Brute force: encode the other rung of each knob's pair with x264 by hand, weigh each
+  encode's error against the raw frame by |DNNGrad| and take the differences over the pair."""
+  workload, frames_run = counted
+  bound = Controller(estimator="reencode").bind(workload)
+  setting = {"resolution": jnp.float32(0.6), "frame_rate": jnp.float32(0.0),
+             "qp": jnp.float32(1.0)}
+  config = config_of(workload.knob, setting)
+  frames = workload.segments[1].frames
+  _, cotangent, _ = bound.server(workload, 1, config)
+  grad, grad_cost = bound.reencode(workload, 1, config, cotangent, workload.raw(1))
+  assert sum(frames_run) == workload.evaluate(1, config).frames_sent  # no inference re-run
+
+  weight = np.abs(np.asarray(cotangent, np.float64))
+  # X_raw: the chain's output at its best quality (free on the camera; nearly the raw frame)
+  best = workload.knob.apply(workload.knob.init(), workload.raw(1))[9:10]
+  original = np.asarray(best, np.float64)
+  assert np.abs(original - frames[9:10] / 255.0).mean() < 0.01
+
+  def loss_and_bytes(c):
+    fps = c["frame_rate"] if c["frame_rate"] < workload.source_fps else None
+    encoded = codec.encode(frames, resolution=c["resolution"], qp=c["qp"], fps=fps,
+                           source_fps=workload.source_fps, preset=workload.preset)
+    error = np.abs(encoded.as_float()[9:10].astype(np.float64) - original)
+    return float(np.sum(weight * error)), encoded.num_bytes
+
+  ladders = {name: [float(v) for v in values] for name, values in workload.knob.values.items()}
+  for name, (low, high) in {"resolution": (2, 3), "frame_rate": (0, 1),
+                            "qp": (len(ladders["qp"]) - 2, len(ladders["qp"]) - 1)}.items():
+    width = (high - low) / (len(ladders[name]) - 1)
+    (loss_low, bytes_low), (loss_high, bytes_high) = (
+        loss_and_bytes({**config, name: ladders[name][k]}) for k in (low, high))
+    assert grad[name] == pytest.approx((loss_low - loss_high) / width, rel=1e-4, abs=1e-6)
+    assert grad_cost[name] == pytest.approx((bytes_high - bytes_low) / width)
+  assert grad_cost["resolution"] > 0 and grad_cost["qp"] > 0  # more quality, more bytes
+
+
+def test_a_reencoding_run_charges_its_encodes_and_normalises_by_real_bytes(counted):
+  workload, frames_run = counted
+  (records,) = core.run_oneadapt(workload, [Tradeoff(lam=0.3)],
+                                 controller=Controller(estimator="reencode"))
+  assert sum(frames_run) == sum(r.dnn_frames for r in records)  # no forward pass beyond
+  assert [r.camera_encodes for r in records] == [5, 4]  # the sent one, 3 knobs, the best once
+  assert [r.profiling_frames for r in records] == [1, 0]
+  with pytest.raises(ValueError, match="per block"):
+    from oneadapt_jax.workloads.video import build
+
+    Controller(estimator="reencode").bind(build(task="detection", source="carphone",
+                                                chain="roi", max_segments=1))
+
+
+def test_another_proxy_is_ascended_by_name_and_an_unknown_one_is_refused(counted):
+  workload, _ = counted
+  bound = Controller(proxy="expected_f1").bind(workload)
+  assert bound._proxy is proxies.expected_f1
+  with pytest.raises(ValueError, match="expected_f1"):
+    Controller(proxy="magic").bind(workload)
+
+
+def test_the_saliency_estimator_descends_the_weighted_error_through_the_chain(counted):
+  """Against `jax.grad` of the authors' saliency-weighted error written out directly."""
+  workload, _ = counted
+  bound = Controller(estimator="saliency").bind(workload)
+  setting, _, raw, (_, cotangent, _), grad = _step(bound, workload, 0.8)
+  original = workload.knob.apply(workload.knob.init(), raw)[9:10]
+  expected = jax.grad(lambda s: -jnp.sum(jnp.abs(cotangent) * jnp.abs(
+      workload.knob.apply(s, raw)[9:10] - original)))(setting)
+  for name in setting:
+    assert float(grad[name]) == pytest.approx(float(expected[name]), rel=1e-3, abs=1e-6)
+  # the error grows as quality falls: its gradient in the quality setting is an ascent
+  assert float(grad["qp"]) > 0 and float(grad["resolution"]) > 0

@@ -40,14 +40,22 @@ VTEST_LAMBDAS = ("lambda=0.03", "lambda=0.1", "lambda=0.3", "lambda=1", "lambda=
 ENCODING = {"oneadapt": LAMBDAS, "awstream": LAMBDAS[1:-1], "chameleon": LAMBDAS[1:-1],
             "oracle": LAMBDAS[1:-1]}
 #: OneAdapt's ablations (`oneadapt_jax.baselines.method_of` variants), each against the default
-#: (AccGrad on the last decoded frame, the `rungs` preset): the `paper` preset (start at the
-#: best quality, Adam at 0.1 in the setting), the fused estimator (the model's own forward and
-#: backward pass through the knob chain on the raw frames), the start alone, and the backward
-#: pass on three frames.
-ABLATIONS = ("oneadapt[preset=paper]", "oneadapt[estimator=fused]", "oneadapt[start=1.0]",
-             "oneadapt[grad_frames=3]")
-#: On vtest an AccGrad step costs seconds: the two that change the most, at three lambdas.
-VTEST_ABLATIONS = ("oneadapt[preset=paper]", "oneadapt[estimator=fused]")
+#: (AccGrad on the last decoded frame, the `rungs` preset):
+#: - the step rule and the start, two by two: the `paper` preset (start at the best quality, Adam
+#:   at 0.1 in the setting), the start alone (`start=1.0`, rung steps), the paper's step alone
+#:   (`preset=paper,start=0.5`);
+#: - the estimator: fused (the model's own forward and backward pass through the knob chain on
+#:   the raw frames), saliency (the authors' saliency-weighted error through the chain),
+#:   re-encoding (the authors' finite differences over real encodes);
+#: - the frames the backward pass runs on (three);
+#: - the proxy (the task's expected F1 instead of its default).
+ABLATIONS = ("oneadapt[preset=paper]", "oneadapt[start=1.0]", "oneadapt[preset=paper,start=0.5]",
+             "oneadapt[estimator=fused]", "oneadapt[estimator=saliency]",
+             "oneadapt[estimator=reencode]", "oneadapt[grad_frames=3]", "oneadapt[proxy=expected_f1]")
+#: On vtest an AccGrad step costs seconds: the step rule, the start and the estimators, at three
+#: lambdas.
+VTEST_ABLATIONS = ("oneadapt[preset=paper]", "oneadapt[start=1.0]", "oneadapt[estimator=fused]",
+                   "oneadapt[estimator=saliency]", "oneadapt[estimator=reencode]")
 VTEST_ABLATION_LAMBDAS = ("lambda=0.1", "lambda=0.3", "lambda=1")
 #: BlazePose costs about 3 s a configuration and segment on 2 CPU cores (up to 8 people a frame,
 #: each through the landmark model), so its bench covers the first 20 s (10 of warm-up) on a

@@ -15,6 +15,16 @@ AccGrad, two estimators (`Controller.estimator`):
   raw frames (InputGrad; camera-side work, not the server's).
 - `"fused"`: one `jax.vjp` through the knob chain, the model and the proxy on the raw frames
   (`oneadapt_jax.accgrad.fused`): a forward and a backward pass of the model beyond inference.
+- `"saliency"`: the server's DNNGrad as in `"decoded"`, but the camera descends the authors'
+  saliency-weighted error `sum |DNNGrad| * |X(setting) - X_raw|` through the differentiable
+  chain (`X_raw`: the chain at the best quality) instead of ascending `<DNNGrad, X(setting)>`:
+  a stale or blurred pixel where the model looks always costs, whichever way it moves the proxy.
+- `"reencode"` (the authors' code): the server's DNNGrad as in `"decoded"`; the camera encodes
+  the segment again at the other rung of each knob's bracketing pair (the sent configuration is
+  the one) and the objective's gradient is the finite difference between the two rungs: of the
+  saliency-weighted error `sum |DNNGrad| * |X - X_raw|` for the proxy, of the real bytes for the
+  cost (normalised by the real bytes at the best quality). One extra encode per knob a segment,
+  no differentiable chain; scalar knobs only.
 
 The controller never asks what kind of stream it adapts: the chain, the model, the proxy and
 `Workload.shown` are the workload's.
@@ -38,7 +48,7 @@ from oneadapt_jax.core._types import Config, Outcome, Record, nested_tuple
 from oneadapt_jax.core._workload import Workload
 
 #: AccGrad's estimators (see the module).
-ESTIMATORS = ("decoded", "fused")
+ESTIMATORS = ("decoded", "fused", "saliency", "reencode")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,7 +63,9 @@ class Controller:
       index); otherwise in the `[0, 1]` setting.
     betas: Adam's.
     in_rungs: see `learning_rate`.
-    estimator: `"decoded"` or `"fused"` (see the module).
+    estimator: one of `ESTIMATORS` (see the module).
+    proxy: the name of one of the workload's other proxies (`Workload.proxies`) to ascend instead
+      of its own; `None`, its own.
   """
 
   grad_frames: int = 1
@@ -61,6 +73,7 @@ class Controller:
   betas: tuple[float, float] = (0.5, 0.5)
   in_rungs: bool = True
   estimator: str = "decoded"
+  proxy: str | None = None
 
   def __post_init__(self):
     if self.grad_frames < 1:
@@ -113,10 +126,22 @@ class Bound:
     self.picked = controller.picked(self.frames)
     self.graphdef, self.model_state = nnx.split(workload.model)
     self.optimiser = controller.optimiser(self.knob)
+    proxy = workload.proxy
+    if controller.proxy is not None:
+      others = dict(getattr(workload, "proxies", {}))
+      if controller.proxy not in others:
+        raise ValueError(f"the {workload.kind} {workload.task} workload has no proxy "
+                         f"{controller.proxy!r}; its others: {sorted(others) or 'none'}")
+      proxy = others[controller.proxy]
+    if controller.estimator == "reencode":
+      arrays = [n for n, s in self.knob.init().items() if jnp.ndim(s)]
+      if arrays:
+        raise ValueError(f"the re-encoding estimator steps scalar knobs rung by rung; {arrays} "
+                         "take a setting per block: use estimator='decoded'")
     shown = functools.partial(_shown, workload.shown, frames=self.picked)
-    self._acc_grad = accgrad.fused(self.knob, self.graphdef, workload.proxy, shown=shown)
+    self._acc_grad = accgrad.fused(self.knob, self.graphdef, proxy, shown=shown)
     self._shown = shown
-    self._proxy = workload.proxy
+    self._proxy = proxy
 
   def init(self, start: float):
     if not 0.0 <= start <= 1.0:
@@ -134,7 +159,9 @@ class Bound:
     """`(AccGrad, bytes, d bytes / d setting)` at one setting from the server's DNNGrad on the
     picked frames (`cotangent`, shaped like `shown` on them): the camera's `vjp` through the
     knob chain at the raw frames."""
-    _, pullback = jax.vjp(lambda s: self._shown(s, raw), setting)
+    shown, pullback = jax.vjp(lambda s: self._shown(s, raw), setting)
+    if self.controller.estimator == "saliency":  # d/ds of -sum |DNNGrad| * |X(s) - X_raw|
+      cotangent = -jnp.abs(cotangent) * jnp.sign(shown - self._best_shown(raw))
     (grad,) = pullback(cotangent)
     cost, grad_cost = jax.value_and_grad(self.knob.cost)(setting, raw)
     return grad, cost, grad_cost
@@ -147,6 +174,42 @@ class Bound:
     value, proxy_pullback = jax.vjp(self._proxy, kept.outputs)
     (cotangent,) = kept.pullback(proxy_pullback(jnp.ones_like(value))[0])
     return value, cotangent, kept.extra_forwards
+
+  def reencode(self, workload: Workload, index: int, config: Config, cotangent, raw):
+    """The authors' AccGrad by re-encoding (estimator `"reencode"`): `(d proxy / d setting,
+    d bytes / d setting)`, dicts of floats per knob, for the configuration `config` sent of
+    segment `index` and the server's DNNGrad on its picked frames (`cotangent`).
+
+    Each knob's setting lies in a pair of neighbouring rungs, the sent one among them (at the
+    cheapest rung: it and the next). The camera encodes the segment with that knob at the pair's
+    other rung (`Workload.sent`); the proxy's drop at a configuration `c` is read as the
+    saliency-weighted error `sum |DNNGrad| * |X(c) - X_raw|` (`X_raw`: the chain's output at the
+    best quality), and both gradients are differences over the pair divided by its width in the
+    setting, the bytes real."""
+    weight = np.abs(np.asarray(cotangent, np.float64))
+    original = np.asarray(self._best_shown(raw), np.float64)
+
+    def at(c):
+      inputs, num_bytes = workload.sent(index, c, self.picked)
+      return float(np.sum(weight * np.abs(np.asarray(inputs, np.float64) - original))), num_bytes
+
+    current = at(config)
+    grad, grad_cost = {}, {}
+    for name, values in self.knob.values.items():
+      values = np.asarray(values, np.float64)
+      rung = int(np.argmin(np.abs(values - config[name])))
+      other = rung - 1 if rung > 0 else 1
+      moved = at({**config, name: float(values[other])})
+      (low, high) = (moved, current) if other < rung else (current, moved)
+      width = abs(other - rung) / (len(values) - 1)
+      grad[name] = (low[0] - high[0]) / width
+      grad_cost[name] = (high[1] - low[1]) / width
+    return grad, grad_cost
+
+  @functools.cached_property
+  def _best_shown(self):
+    best = self.knob.init()
+    return jax.jit(lambda raw: self._shown(best, raw))
 
   def reference(self, state, raw):
     """Proxy and bytes at the best quality: what the objective is normalised by."""
@@ -169,13 +232,16 @@ class Bound:
              lam: float, extra_forwards: int = 0) -> Record:
     """One segment's record: AccGrad's backward passes on every segment, its forward passes
     beyond inference (the fused estimator's, or `extra_forwards`), and the normalising forward
-    pass at the best quality on the first."""
+    pass at the best quality on the first; the re-encoding estimator's camera encodes (one per
+    knob, and the best quality's on the first segment, the bytes' normaliser)."""
     backward = len(self.picked)
-    forwards = (backward if self.controller.estimator == "fused" else extra_forwards) + (
+    estimator = self.controller.estimator
+    forwards = (backward if estimator == "fused" else extra_forwards) + (
         backward if segment == 0 else 0)
+    encodes = 1 + (len(self.knob.values) + (segment == 0) if estimator == "reencode" else 0)
     return Record(method, segment, dict(config), outcome.accuracy, outcome.bytes,
                   outcome.frames_sent, backward_passes=backward, lam=lam,
-                  profiling_frames=forwards)
+                  profiling_frames=forwards, camera_encodes=int(encodes))
 
   @functools.cached_property
   def vmapped(self):

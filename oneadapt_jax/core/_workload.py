@@ -50,6 +50,8 @@ class Workload(Protocol):
       `"frame_filter"`); a configuration may name them, and methods declare which they need.
     warmup_segments: the prefix no method is scored on; profiling baselines may profile it
       offline, and every method may use it.
+
+  Optional: `proxies`, other proxies by name (`Controller(proxy=NAME)` ascends one of them).
   """
 
   kind: str
@@ -83,6 +85,11 @@ class Workload(Protocol):
     model's outputs there and their pullback: what OneAdapt's DNNGrad needs. Reuses the forward
     pass of `observe` when the segment was just sent (`ServerVjp.extra_forwards` counts any
     other)."""
+
+  def sent(self, index: int, config: Config, frames: Sequence[int]) -> tuple[Any, int]:
+    """Segment `index` encoded at `config` and decoded, on the given frames, with its bytes:
+    the sender's work alone, no inference (OneAdapt's re-encoding estimator asks the camera
+    for it at neighbouring rungs)."""
 
   @property
   def best(self) -> Config:
@@ -168,7 +175,11 @@ class WorkloadBase:
 
   def received(self, index: int, config: Config, frames: Sequence[int]) -> Any:
     """What the model runs on of segment `index` sent at `config`, on `frames`."""
-    raise NotImplementedError
+    return self.sent(index, config, frames)[0]
+
+  def sent(self, index: int, config: Config, frames: Sequence[int]) -> tuple[Any, int]:
+    raise NotImplementedError(f"the {self.kind} workload {type(self).__name__} has no sender "
+                              "to re-encode at other configurations (Workload.sent)")
 
   def raw(self, index: int) -> Any:
     return jax.tree.map(jnp.asarray, self.segments[index])
@@ -284,9 +295,10 @@ class SentWorkload(WorkloadBase):
     """`(what the server receives of segment index at config, bytes sent)`: the real sender."""
     raise NotImplementedError
 
-  def received(self, index, config, frames):
+  def sent(self, index, config, frames):
     del frames  # one forward pass covers the whole segment
-    return jax.tree.map(jnp.asarray, self.send(index, config)[0])
+    received, num_bytes = self.send(index, config)
+    return jax.tree.map(jnp.asarray, received), int(num_bytes)
 
   def observe(self, index: int, config: Config, *, keep: Sequence[int] | None = None
               ) -> tuple[Any, Outcome]:

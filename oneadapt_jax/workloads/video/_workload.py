@@ -125,6 +125,11 @@ class VideoWorkload(WorkloadBase):
     return spec.proxy if self.proxy_name is None else spec.alternatives[self.proxy_name]
 
   @property
+  def proxies(self) -> dict:
+    """The task's other proxies by name (what `Controller(proxy=...)` may ascend instead)."""
+    return dict(self.spec.alternatives)
+
+  @property
   def frames_per_segment(self) -> int:
     return len(self.segments[0].frames)
 
@@ -198,10 +203,14 @@ class VideoWorkload(WorkloadBase):
                        f"{sorted(set(np.unique(qps)) - set(ROI_QPS))}")
     return np.broadcast_to(qps, grid)
 
-  def received(self, index: int, config: Config, frames) -> jax.Array:
+  def sent(self, index: int, config: Config, frames) -> tuple[jax.Array, int]:
     """The decoded frames the model sees at the given frame indices (a frame not sent: the last
-    one sent)."""
-    return jnp.asarray(self.encode(index, config).as_float()[np.asarray(frames, int)])
+    one sent), and the segment's bytes (one pass: DDS's second depends on the server)."""
+    if "requery_qp" in config:
+      raise ValueError("a two-pass (requery_qp) configuration's second pass depends on the "
+                       "server's answer: the camera cannot encode it alone")
+    encoded = self.encode(index, config)
+    return jnp.asarray(encoded.as_float()[np.asarray(frames, int)]), int(encoded.num_bytes)
 
   def observe(self, index: int, config: Config, *, keep=None):
     """The model on the frames sent; a frame not sent reuses the output of the last frame sent,
