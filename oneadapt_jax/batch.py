@@ -5,8 +5,10 @@ runs (one per lambda or budget) go through the one OneAdapt loop
 (`oneadapt_jax.core.run_oneadapt`) together: per segment one jitted, `vmap`-ed AccGrad and Adam
 step updates every run at once, the run axis sharded over a 1-D `Mesh` of `jax.devices()`. The
 same job runs on one CPU, on a GPU or on a TPU slice; tested on CPU with 1 and 4 (forced host)
-devices. Across hosts (after `jax.distributed.initialize()`) every process runs the same host
-loop on gathered settings and process 0 writes; that path has not been run here.
+devices. As several processes (`oneadapt_jax.distributed`: flags, JAX's variables, or SLURM and
+Open MPI), the mesh spans every process's devices, each process places its own runs' shards,
+every process runs the same host loop on the gathered settings, and process 0 alone writes;
+tested with 2 CPU processes over gloo on one machine.
 
 After each segment a checkpoint (settings, optimiser state, lambdas, records) is written
 atomically to `OUT/checkpoint-<stream>.json`; a killed job resumes from the last finished segment
@@ -158,10 +160,12 @@ def main(config_path: pathlib.Path, out_dir: pathlib.Path, *, progress: bool = T
     workload = config.workload(source)
     runs = run_workload(workload, config.tradeoffs, controller,
                         out_dir / f"checkpoint-{name}.json", start=config.start, stamp=stamp,
-                        progress=progress)
+                        progress=progress and jax.process_index() == 0)
     results["workloads"][name] = {"kind": workload.kind, "task": workload.task,
                                   "source": workload.source, "runs": runs}
     _save(results_path, results)
+  if jax.process_index() != 0:  # one report for the job
+    return results
   print(f"{'stream':<14}{'trade-off':>16}{'accuracy':>10}{'rel. bytes':>12}")
   for name, entry in results["workloads"].items():
     for run in entry["runs"]:

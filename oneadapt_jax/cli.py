@@ -94,6 +94,12 @@ def _parser() -> argparse.ArgumentParser:
   batch.add_argument("config", type=pathlib.Path,
                      help="JSON or TOML: kind, sources, lambdas, budgets, task, ...")
   batch.add_argument("--out", type=pathlib.Path, default=pathlib.Path("results/batch"))
+  batch.add_argument("--coordinator", default=None, metavar="HOST:PORT",
+                     help="multi-process job (jax.distributed): process 0's address; with "
+                          "--num-processes and --process-id. Under srun or mpirun with several "
+                          "tasks these come from the launcher")
+  batch.add_argument("--num-processes", type=int, default=None)
+  batch.add_argument("--process-id", type=int, default=None)
   check = sub.add_parser(
       "proxy-check", help="Spearman of each accuracy proxy against its real metric over x264 "
                           "encodes (or, with --modality audio|lidar, over the real senders)")
@@ -198,8 +204,9 @@ def main(argv: list[str] | None = None) -> int:
                       progress=not args.no_progress)
       print(f"report: {args.out / 'report.md'}")
     elif args.command == "batch":
-      from oneadapt_jax import batch
+      from oneadapt_jax import batch, distributed
 
+      distributed.initialize(args.coordinator, args.num_processes, args.process_id)
       batch.main(args.config, args.out, progress=not args.no_progress)
     elif args.command == "proxy-check":
       from oneadapt_jax import proxy_check

@@ -68,10 +68,17 @@ def mesh() -> Mesh:
 
 
 def _to_host(tree):
-  """A (possibly multi-host) sharded pytree as NumPy arrays on every process."""
+  """A (possibly multi-process) sharded pytree as NumPy arrays on every process."""
   if all(leaf.is_fully_addressable for leaf in jax.tree.leaves(tree)):
     return jax.tree.map(np.asarray, tree)
-  return multihost_utils.process_allgather(tree)  # across hosts: replicated to every process
+  # across processes: every process gets the whole run axis
+  return multihost_utils.process_allgather(tree, tiled=True)
+
+
+def _put(tree, sharding):
+  """A pytree every process holds whole (host values) as arrays sharded over the run axis: each
+  process places its own devices' shards."""
+  return jax.device_put(jax.tree.map(np.asarray, tree), sharding)
 
 
 def run_oneadapt(workload: Workload, tradeoffs: Sequence[Tradeoff], *,
@@ -109,7 +116,7 @@ def run_oneadapt(workload: Workload, tradeoffs: Sequence[Tradeoff], *,
   count = len(tradeoffs)
   padded = math.ceil(count / devices.size) * devices.size  # every device gets whole runs
   gradients, step, camera = bound.vmapped if padded > 1 else bound.batch_of_one
-  decoded = bound.controller.estimator == "decoded"
+  estimator = bound.controller.estimator
   tradeoffs = list(tradeoffs) + [tradeoffs[-1]] * (padded - count)
   setting, opt_state = bound.init(start)
   settings = jax.tree.map(lambda x: jnp.broadcast_to(x, (padded,) + x.shape), setting)
@@ -125,8 +132,8 @@ def run_oneadapt(workload: Workload, tradeoffs: Sequence[Tradeoff], *,
     leaves, treedef = jax.tree.flatten(opt_states)
     opt_states = jax.tree.unflatten(treedef, [jnp.asarray(v, leaf.dtype)
                                               for v, leaf in zip(resume.opt_state, leaves)])
-  settings = jax.device_put(settings, runs)
-  opt_states = jax.device_put(opt_states, runs)
+  settings = _put(settings, runs)
+  opt_states = _put(opt_states, runs)
   refs = None
   segments = range(first, workload.num_segments)
   for i in tqdm(segments, desc=f"oneadapt {workload.kind} ({devices.size} device(s))",
@@ -135,21 +142,29 @@ def run_oneadapt(workload: Workload, tradeoffs: Sequence[Tradeoff], *,
     if refs is None:  # the first segment's, also on resume
       refs = tuple(jnp.maximum(r, 1e-6) for r in bound.jitted_reference(
           bound.model_state, raw if i == 0 else workload.raw(0)))
+      if estimator == "reencode":  # real bytes: normalised by the real bytes at the best
+        refs = (refs[0], jnp.float32(max(workload.sent(0, workload.best, bound.picked)[1], 1)))
     host = _to_host(settings)
-    spent, cotangents = [], []
+    spent, cotangents, reencoded = [], [], []
     for r in range(count):
       config = config_of(bound.knob, {k: v[r] for k, v in host.items()})
       extra = 0
-      if decoded:  # the send, its inference keeping the pullback; then the server's backward
+      if estimator != "fused":  # the send, its inference keeping the pullback; the backward
         _, cotangent, extra = bound.server(workload, i, config)
         cotangents.append(cotangent)
+      if estimator == "reencode":
+        reencoded.append(bound.reencode(workload, i, config, cotangent, raw))
       outcome = workload.evaluate(i, config)
       records[r].append(bound.record(method, i, config, outcome, lams[r], extra))
       spent.append(outcome.bytes)
-    if decoded:
+    if estimator in ("decoded", "saliency"):
       cotangents += cotangents[-1:] * (padded - count)
-      cotangents = jax.device_put(jax.tree.map(lambda *c: jnp.stack(c), *cotangents), runs)
+      cotangents = _put(jax.tree.map(lambda *c: np.stack(c), *cotangents), runs)
       grads, _, grad_costs = camera(settings, raw, cotangents)
+    elif estimator == "reencode":
+      reencoded += reencoded[-1:] * (padded - count)
+      grads, grad_costs = (_put({name: np.asarray([g[k][name] for g in reencoded], np.float32)
+                                 for name in bound.knob.values}, runs) for k in (0, 1))
     else:
       _, grads, _, grad_costs = gradients(bound.model_state, settings, raw)
     for r, tradeoff in enumerate(tradeoffs):
@@ -157,7 +172,7 @@ def run_oneadapt(workload: Workload, tradeoffs: Sequence[Tradeoff], *,
         used = spent[min(r, count - 1)] / (tradeoff.budget * workload.seconds_per_segment)
         lams[r] = max(0.0, lams[r] + dual_step * float(np.log(used)))
     settings, opt_states = step(settings, opt_states, grads, grad_costs, *refs,
-                                jnp.asarray(lams, jnp.float32))
+                                _put(np.asarray(lams, np.float32), runs))
     if checkpoint is not None:
       checkpoint(LoopState(
           i + 1, [v.tolist() for v in jax.tree.leaves(_to_host(settings))],
@@ -178,7 +193,8 @@ PRESETS = {
     "rungs": {"start": 0.5, "learning_rate": 1.0, "in_rungs": True},
     "paper": {"start": 1.0, "learning_rate": 0.1, "in_rungs": False},
 }
-_CONTROLLER_OPTIONS = ("grad_frames", "learning_rate", "betas", "in_rungs", "estimator")
+_CONTROLLER_OPTIONS = ("grad_frames", "learning_rate", "betas", "in_rungs", "estimator",
+                       "proxy")
 _LOOP_OPTIONS = ("start", "dual_step", "initial_lam")
 
 
