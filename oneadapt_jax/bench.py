@@ -29,6 +29,7 @@ import numpy as np
 from flax import nnx
 
 from oneadapt_jax import accgrad, curves, experiment
+from oneadapt_jax.baselines import base_name
 from oneadapt_jax.core import Controller, CostModel, Tradeoff, Workload
 
 
@@ -149,14 +150,18 @@ def compare_results(results: Mapping, *, axis: str = "bytes", resamples: int = 1
     if method == "oneadapt" or not ours:
       continue
     if method == "static":  # the best static configuration in hindsight: the static frontier
-      front = curves.frontier([(r.point()["accuracy"], r.point()[axis]) for r in theirs])
-      theirs = [r for r in theirs if any(np.allclose((r.point()["accuracy"], r.point()[axis]), f)
-                                         for f in front)]
+      theirs = _static_frontier(theirs, axis)
     # The oracle's GPU is an exhaustive profile of every segment: a bound on accuracy and
     # bandwidth, not a competitor on GPU.
     for on in dict.fromkeys((axis,) if method == "oracle" else (axis, "gpu")):
       rows.append({"ours": "oneadapt", "theirs": method, "axis": on,
                    **curves.compare(ours, theirs, on, resamples=resamples)})
+  # Each OneAdapt variant's curve against the baselines' (on `axis` only): which variant is best.
+  baselines = [m for m in by_method if base_name(m) != "oneadapt" and m != "oracle"]
+  variants = [{"ours": m, "theirs": b, "axis": axis,
+               **curves.compare(by_method[m], _static_frontier(by_method[b], axis)
+                                if b == "static" else by_method[b], axis, resamples=resamples)}
+              for m in by_method if base_name(m) == "oneadapt" for b in baselines]
   points = {method: [{"label": r.label, **r.point(),
                       **({} if method == "static" else curves.point_intervals(r))}
                      for r in group]
@@ -164,7 +169,14 @@ def compare_results(results: Mapping, *, axis: str = "bytes", resamples: int = 1
   return {"task": results["task"], "source": results["source"], "axis": axis,
           "segments": results["segments"], "warmup_segments": results["warmup_segments"],
           "frames_per_segment": results["frames_per_segment"], "device": results["device"],
-          "resamples": resamples, "points": points, "rows": rows}
+          "resamples": resamples, "points": points, "rows": rows, "variants": variants}
+
+
+def _static_frontier(runs: list, axis: str) -> list:
+  """The static configurations on the frontier: the best static configuration in hindsight."""
+  front = curves.frontier([(r.point()["accuracy"], r.point()[axis]) for r in runs])
+  return [r for r in runs if any(np.allclose((r.point()["accuracy"], r.point()[axis]), f)
+                                 for f in front)]
 
 
 def _ci(interval, scale=100.0, fmt="{:+.1f}") -> str:
@@ -231,6 +243,21 @@ def report(comparison: Mapping) -> str:
                    f"{p[row['axis']]:.3f} | {_pct(saving)} {_ci(row['saving_ci'][k])} | "
                    f"{'n/a' if gain is None else f'{gain * 100:+.1f}'} "
                    f"{_ci(row['gain_ci'][k])} |")
+  variants = comparison.get("variants") or []
+  if len({row["ours"] for row in variants}) > 1:
+    title = (f"OneAdapt's variants against the other curves on "
+             f"{AXIS_NAMES[comparison['axis']]} (saving and gain as above, each variant in "
+             "OneAdapt's place):")
+    columns = ("| variant | against | saving at matched accuracy | 95% CI | accuracy gain at "
+               "matched cost | 95% CI | their points inside its range |")
+    lines += ["", title, "", columns, "|---|---|---|---|---|---|---|"]
+    for row in variants:
+      gain = row["mean_gain"]
+      inside = sum(g is not None for g in row["gain"])
+      lines.append(f"| {row['ours']} | {row['theirs']} | {_pct(row['mean_saving'])} | "
+                   f"{_ci(row['mean_saving_ci'])} | "
+                   f"{'n/a' if gain is None else f'{gain * 100:+.1f} pts'} | "
+                   f"{_ci(row['mean_gain_ci'])} | {inside} of {len(row['points'])} |")
   return "\n".join(lines) + "\n"
 
 

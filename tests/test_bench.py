@@ -93,6 +93,14 @@ def test_bench_runs_every_method_compares_the_curves_and_resumes_without_resendi
                                                           "static"}
   for row in comparison["rows"]:
     assert len(row["saving"]) == len(row["points"]) == len(row["saving_ci"])
+  # each variant against each baseline (here the default alone): the rows' comparison on bytes
+  main = {row["theirs"]: row for row in comparison["rows"] if row["axis"] == "bytes"}
+  assert {row["theirs"] for row in comparison["variants"]} == {"awstream", "chameleon", "static"}
+  for row in comparison["variants"]:
+    assert row["ours"] == "oneadapt" and row["axis"] == "bytes"
+    assert (row["mean_saving"], row["mean_gain"], row["points"]) == (
+        main[row["theirs"]]["mean_saving"], main[row["theirs"]]["mean_gain"],
+        main[row["theirs"]]["points"])
   results = json.loads((tmp_path / "results.json").read_text())
   scored = results["segments"] - results["warmup_segments"]
   assert results["warmup_segments"] == 1
