@@ -54,6 +54,7 @@ bench: assets
 	$(BIN)/python benchmarks/server_overhead.py --out results/benchmarks
 	$(BIN)/python benchmarks/throughput.py --out results/benchmarks
 	$(BIN)/python benchmarks/pedestrian_tiling.py --out results/benchmarks
+	$(BIN)/python benchmarks/gradient_scale.py --out results/benchmarks
 
 clean-venv:
 	rm -rf $(VENV)
