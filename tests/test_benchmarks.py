@@ -5,6 +5,7 @@ import json
 import pathlib
 import sys
 
+import numpy as np
 import pytest
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent.parent / "benchmarks"))
@@ -48,3 +49,18 @@ def test_server_overhead_runs_and_writes_json(tmp_path):
   assert [r["estimator"] for r in payload["rows"]] == ["decoded", "fused"]
   assert all(r["backward_cost"] >= 0 and r["overhead_full_rate"] >= 0 for r in payload["rows"])
   assert payload["rows"][0]["camera_s"] > 0
+
+
+@pytest.mark.slow
+def test_gradient_scale_runs_and_its_ratios_are_the_two_terms(tmp_path):
+  import gradient_scale
+
+  payload = gradient_scale.main(["--clip", "carphone", "--max-segments", "2", "--out",
+                                 str(tmp_path)])
+  rows = payload["rows"]
+  assert len(rows) == 6 and {r["knob"] for r in rows} == {"resolution", "frame_rate", "qp"}
+  for r in rows:
+    assert r["ratio"] == pytest.approx(abs(r["accuracy_term"]) / abs(r["byte_term"]))
+    if r["knob"] != "frame_rate":
+      assert r["byte_term"] > 0  # more quality, more bytes
+  assert payload["median_ratio"] == pytest.approx(float(np.median([r["ratio"] for r in rows])))
