@@ -26,13 +26,13 @@ import numpy as np
 import knobs
 
 MACROBLOCK = 16
+_QP_RANGE = 51  # libx264 scales AVRegionOfInterest.qoffset in [-1, 1] by this (8-bit video)
 
 
 def macroblock_grid(height: int, width: int) -> tuple[int, int]:
   """`(rows, cols)` of 16x16 macroblocks covering an `height x width` picture (the last ones
   partial)."""
   return -(-height // MACROBLOCK), -(-width // MACROBLOCK)
-_QP_RANGE = 51  # libx264 scales AVRegionOfInterest.qoffset in [-1, 1] by this (8-bit video)
 
 
 @dataclasses.dataclass(frozen=True)
