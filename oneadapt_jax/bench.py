@@ -157,8 +157,11 @@ def compare_results(results: Mapping, *, axis: str = "bytes", resamples: int = 1
       rows.append({"ours": "oneadapt", "theirs": method, "axis": on,
                    **curves.compare(ours, theirs, on, resamples=resamples)})
   # Each OneAdapt variant's curve against the baselines' (on `axis` only): which variant is best.
+  # The default's are the rows above.
   baselines = [m for m in by_method if base_name(m) != "oneadapt" and m != "oracle"]
-  variants = [{"ours": m, "theirs": b, "axis": axis,
+  done = {row["theirs"]: row for row in rows if row["axis"] == axis}
+  variants = [done[b] if m == "oneadapt" else
+              {"ours": m, "theirs": b, "axis": axis,
                **curves.compare(by_method[m], _static_frontier(by_method[b], axis)
                                 if b == "static" else by_method[b], axis, resamples=resamples)}
               for m in by_method if base_name(m) == "oneadapt" for b in baselines]
