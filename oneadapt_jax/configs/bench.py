@@ -29,7 +29,7 @@ over 0.7 to 0.95; DDS the same utility weight, which picks its low quality on th
 """
 
 #: The configs `oneadapt bench` runs by default, in order.
-SUITE = ("vtest-detection", "vtest-filter", "vtest-roi", "bikes", "carphone")
+SUITE = ("vtest-detection", "vtest-filter", "vtest-roi", "bikes", "carphone", "vtest-keypoints")
 
 LAMBDAS = ("lambda=0.01", "lambda=0.03", "lambda=0.1", "lambda=0.3", "lambda=1", "lambda=3",
            "lambda=10")
