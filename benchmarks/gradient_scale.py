@@ -35,7 +35,7 @@ def main(argv=None) -> dict:
   bound = Controller(estimator=args.estimator).bind(workload)
   setting, opt_state = bound.init(0.5)
   proxy_ref, cost_ref = bound.jitted_reference(bound.model_state, workload.raw(0))
-  _, step, camera = bound.jitted
+  step, camera = bound.jitted.step, bound.jitted.camera
   rows = []
   for i in range(workload.num_segments):
     raw = workload.raw(i)

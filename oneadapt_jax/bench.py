@@ -64,12 +64,12 @@ def measure_backward_cost(workload: Workload, controller: Controller | None = No
               "frames": len(bound.picked), "device": str(jax.devices()[0]),
               "machine": platform.processor() or platform.machine()}
   if bound.controller.estimator == "fused":
-    t_accgrad = timed(lambda: bound.jitted[0](bound.model_state, setting, raw))
+    t_accgrad = timed(lambda: bound.jitted.gradients(bound.model_state, setting, raw))
     return {"backward_cost": t_accgrad / t_forward, "accgrad_s": t_accgrad, **measured}
   server = jax.jit(lambda state, x: accgrad.server_grad(bound.graphdef, workload.proxy, state, x))
   t_server = timed(lambda: server(bound.model_state, frames))
   cotangent = jnp.ones_like(frames)
-  t_camera = timed(lambda: bound.jitted[2](setting, raw, cotangent))
+  t_camera = timed(lambda: bound.jitted.camera(setting, raw, cotangent))
   return {"backward_cost": max(t_server - t_forward, 0.0) / t_forward, "server_s": t_server,
           "camera_s": t_camera, **measured}
 

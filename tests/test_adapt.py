@@ -140,8 +140,8 @@ def test_controller_step_is_traced_once_across_segments_and_lambdas():
   for lam in (0.1, 3.0):
     core.oneadapt(workload, core.Tradeoff(lam=lam))
   bound = core.Controller().bind(workload)
-  _, step, camera = bound.jitted  # one run: the unbatched program
-  assert camera._cache_size() == 1 and step._cache_size() == 1
+  jitted = bound.jitted  # one run: the unbatched program
+  assert jitted.camera_step._cache_size() == 1
   assert bound.jitted_reference._cache_size() == 1
 
 

@@ -44,7 +44,7 @@ def _step(bound, workload, frame_rate):
   config = config_of(workload.knob, setting)
   raw = workload.raw(1)
   server = bound.server(workload, 1, config)
-  grad, _, _ = bound.jitted[2](setting, raw, server[1])
+  grad, _, _ = bound.jitted.camera(setting, raw, server[1])
   return setting, config, raw, server, grad
 
 
@@ -170,3 +170,70 @@ def test_the_saliency_estimator_descends_the_weighted_error_through_the_chain(co
     assert float(grad[name]) == pytest.approx(float(expected[name]), rel=1e-3, abs=1e-6)
   # the error grows as quality falls: its gradient in the quality setting is an ascent
   assert float(grad["qp"]) > 0 and float(grad["resolution"]) > 0
+
+
+def _odd_sized():
+  """A synthetic 3-frame segment of odd size (37x29), under carphone's face detector."""
+  import models
+  from oneadapt_jax import data
+  from oneadapt_jax.workloads.video import VideoWorkload
+
+  frames = np.random.default_rng(0).integers(0, 256, (3, 29, 37, 3), dtype=np.uint8)
+  return VideoWorkload("detection", "odd", [data.Segment(frames, "odd", 0, 10.0)],
+                       models.load("blazeface"))
+
+
+@pytest.mark.parametrize("level", [0.0, 0.55, 1.0])
+def test_shown_and_cost_is_shown_and_the_chains_bytes_in_one_pass(carphone, level):
+  """The video workload codes the picked frames alone for `shown`: equal to the chain's output
+  on them and to its bytes, in value and in both pullbacks, at the bounds and mid-ladder, on
+  carphone and on an odd frame size."""
+  for workload in (carphone[0], _odd_sized()):
+    raw = workload.raw(0)
+    picked = (raw.shape[0] - 1,)
+    setting = {name: jnp.float32(level) for name in workload.knob.values}
+
+    def apart(s):
+      return workload.shown(s, raw, picked), workload.knob.cost(s, raw)
+
+    (shown, cost), joint_pullback = jax.vjp(
+        lambda s: workload.shown_and_cost(s, raw, picked), setting)
+    (shown_ref, cost_ref), apart_pullback = jax.vjp(apart, setting)
+    np.testing.assert_allclose(np.asarray(shown), np.asarray(shown_ref), atol=1e-6)
+    assert float(cost) == pytest.approx(float(cost_ref), rel=1e-5)
+    cotangent = jnp.asarray(np.random.default_rng(1).normal(size=shown.shape), jnp.float32)
+    for direction in ((cotangent, jnp.zeros_like(cost)), (jnp.zeros_like(shown),
+                                                          jnp.ones_like(cost))):
+      (joint,), (reference,) = joint_pullback(direction), apart_pullback(direction)
+      for name in setting:
+        assert np.isfinite(float(joint[name]))
+        assert float(joint[name]) == pytest.approx(float(reference[name]), rel=1e-4, abs=1e-6)
+
+
+@pytest.mark.parametrize("estimator", ["decoded", "saliency"])
+def test_camera_step_is_the_camera_then_the_step(carphone, estimator):
+  """The loop's fused camera step (one pullback of the objective's cotangent) gives the setting
+  and optimiser state that `camera` (the two terms apart) then `step` give."""
+  workload = carphone[0]
+  bound = Controller(estimator=estimator).bind(workload)
+  setting, _, raw, (_, cotangent, _), _ = _step(bound, workload, 0.75)
+  opt_state = bound.optimiser.init(setting)
+  refs = (jnp.float32(2.5), jnp.float32(4000.0))
+  for lam in (0.0, 0.3, 30.0):
+    grad, _, grad_cost = bound.jitted.camera(setting, raw, cotangent)
+    expected = bound.jitted.step(setting, opt_state, grad, grad_cost, *refs, jnp.float32(lam))
+    got = bound.jitted.camera_step(setting, opt_state, raw, cotangent, *refs, jnp.float32(lam))
+    for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(expected), strict=True):
+      np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-6)
+
+
+def test_a_saliency_run_alone_after_a_batch_of_them(carphone):
+  """Runs batched, then one run, of the saliency estimator on one workload: the one run used to
+  fail in JAX ("Execution supplied 5 buffers but compiled program expected 15") while the
+  best-quality frames were a jitted function called from both programs."""
+  workload = carphone[0]
+  controller = Controller(estimator="saliency")
+  batched = core.run_oneadapt(workload, [Tradeoff(lam=0.1), Tradeoff(lam=1.0)],
+                              controller=controller)
+  (alone,) = core.run_oneadapt(workload, [Tradeoff(lam=1.0)], controller=controller)
+  assert [r.config for r in alone] == [r.config for r in batched[1]]

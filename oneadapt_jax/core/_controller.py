@@ -35,6 +35,8 @@ from __future__ import annotations
 import collections
 import dataclasses
 import functools
+from collections.abc import Callable
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -45,7 +47,7 @@ from flax import nnx
 import knobs
 from oneadapt_jax import accgrad
 from oneadapt_jax.core._types import Config, Outcome, Record, nested_tuple
-from oneadapt_jax.core._workload import Workload
+from oneadapt_jax.core._workload import Workload, WorkloadBase
 
 #: AccGrad's estimators (see the module).
 ESTIMATORS = ("decoded", "fused", "saliency", "reencode")
@@ -114,6 +116,15 @@ def config_of(knob: knobs.Knob, setting) -> Config:
   return config
 
 
+class Compiled(NamedTuple):
+  """A bound controller's compiled functions (see `Bound`'s methods of the same names)."""
+
+  gradients: Callable
+  step: Callable
+  camera: Callable
+  camera_step: Callable
+
+
 class Bound:
   """A controller bound to a workload: pure functions of the model state, settings and
   segments; `gradients`, `reference` and `step` are jitted (the first two take one setting,
@@ -139,6 +150,9 @@ class Bound:
         raise ValueError(f"the re-encoding estimator steps scalar knobs rung by rung; {arrays} "
                          "take a setting per block: use estimator='decoded'")
     shown = functools.partial(_shown, workload.shown, frames=self.picked)
+    self._shown_and_cost = functools.partial(
+        _shown, getattr(workload, "shown_and_cost", None) or functools.partial(
+            WorkloadBase.shown_and_cost, workload), frames=self.picked)
     self._acc_grad = accgrad.fused(self.knob, self.graphdef, proxy, shown=shown)
     self._shown = shown
     self._proxy = proxy
@@ -159,11 +173,12 @@ class Bound:
     """`(AccGrad, bytes, d bytes / d setting)` at one setting from the server's DNNGrad on the
     picked frames (`cotangent`, shaped like `shown` on them): the camera's `vjp` through the
     knob chain at the raw frames."""
-    shown, pullback = jax.vjp(lambda s: self._shown(s, raw), setting)
+    (shown, cost), pullback = jax.vjp(lambda s: self._shown_and_cost(s, raw), setting)
     if self.controller.estimator == "saliency":  # d/ds of -sum |DNNGrad| * |X(s) - X_raw|
-      cotangent = -jnp.abs(cotangent) * jnp.sign(shown - self._best_shown(raw))
-    (grad,) = pullback(cotangent)
-    cost, grad_cost = jax.value_and_grad(self.knob.cost)(setting, raw)
+      cotangent = -jnp.abs(cotangent) * jnp.sign(shown - self._best(raw))
+    # One pass through the chain, pulled back twice: the proxy's cotangent, then the bytes'.
+    (grad,) = pullback((cotangent, jnp.zeros_like(cost)))
+    (grad_cost,) = pullback((jnp.zeros_like(shown), jnp.ones_like(cost)))
     return grad, cost, grad_cost
 
   def server(self, workload: Workload, index: int, config: Config):
@@ -206,10 +221,15 @@ class Bound:
       grad_cost[name] = (high[1] - low[1]) / width
     return grad, grad_cost
 
+  def _best(self, raw):
+    """`shown` at the best quality, traced inline: called as a jitted function from both the
+    vmapped and the one-run camera, it made JAX 0.10.1 fail the second ("Execution supplied 5
+    buffers but compiled program expected 15"; tests/test_server_grad.py keeps the case)."""
+    return self._shown(self.knob.init(), raw)
+
   @functools.cached_property
   def _best_shown(self):
-    best = self.knob.init()
-    return jax.jit(lambda raw: self._shown(best, raw))
+    return jax.jit(self._best)
 
   def _original(self, raw) -> np.ndarray:
     """`X_raw` of `reencode` on the host, computed once per segment (every run of a segment
@@ -219,6 +239,17 @@ class Bound:
     return self._last_original[1]
 
   _last_original: tuple = (None, None)
+
+  def camera_step(self, setting, opt_state, raw, cotangent, proxy_ref, cost_ref, lam):
+    """`camera` and `step` at once, what the loop runs for the `decoded` and `saliency`
+    estimators: the chain's one pass pulled back once, with the objective's cotangent
+    `(-DNNGrad / proxy_ref, lam / cost_ref)`, gives the step's gradient directly (`camera`
+    pulls back twice to give its two terms apart; benchmarks/throughput.py times both)."""
+    (shown, cost), pullback = jax.vjp(lambda s: self._shown_and_cost(s, raw), setting)
+    if self.controller.estimator == "saliency":
+      cotangent = -jnp.abs(cotangent) * jnp.sign(shown - self._best(raw))
+    (loss_grad,) = pullback((-cotangent / proxy_ref, (lam / cost_ref) * jnp.ones_like(cost)))
+    return self._update(setting, opt_state, loss_grad)
 
   def reference(self, state, raw):
     """Proxy and bytes at the best quality: what the objective is normalised by."""
@@ -231,6 +262,9 @@ class Bound:
     # Ascent on the proxy, descent on the cost: the one place the sign convention lives.
     loss_grad = jax.tree.map(lambda ga, gc: -ga / proxy_ref + lam * gc / cost_ref,
                              grad_proxy, grad_cost)
+    return self._update(setting, opt_state, loss_grad)
+
+  def _update(self, setting, opt_state, loss_grad):
     # optax's Adam raises b1 to an int32 step count, which strict promotion rejects.
     with jax.numpy_dtype_promotion("standard"):
       updates, opt_state = self.optimiser.update(loss_grad, opt_state, setting)
@@ -253,42 +287,48 @@ class Bound:
                   profiling_frames=forwards, camera_encodes=encodes)
 
   @functools.cached_property
-  def vmapped(self):
-    """`(gradients, step, camera)` vmapped over runs (settings, optimiser states, lambdas,
+  def vmapped(self) -> Compiled:
+    """`Compiled` functions vmapped over runs (settings, optimiser states, lambdas,
     cotangents), jitted."""
-    return (jax.jit(jax.vmap(self.gradients, in_axes=(None, 0, None))),
-            jax.jit(jax.vmap(self.step, in_axes=(0, 0, 0, 0, None, None, 0))),
-            jax.jit(jax.vmap(self.camera, in_axes=(0, None, 0))))
+    return Compiled(jax.jit(jax.vmap(self.gradients, in_axes=(None, 0, None))),
+                    jax.jit(jax.vmap(self.step, in_axes=(0, 0, 0, 0, None, None, 0))),
+                    jax.jit(jax.vmap(self.camera, in_axes=(0, None, 0))),
+                    jax.jit(jax.vmap(self.camera_step, in_axes=(0, 0, None, 0, None, None, 0))))
 
   @functools.cached_property
-  def batch_of_one(self):
-    """`vmapped`'s signature, for one run, compiled without `vmap`.
+  def batch_of_one(self) -> Compiled:
+    """`vmapped`'s signatures, for one run, compiled without `vmap`.
 
     `vmap` lets XLA reassociate the model's sums, which moves AccGrad in its sixth digit, and
     Adam's normalised step can turn that into a rung of difference some segments later. One run
     therefore runs the unbatched program, so that `oneadapt run` gives the same records however
     it is called; runs batched with others agree with it to float rounding.
     """
-    gradients, step, camera = self.jitted
+    jitted = self.jitted
     first = functools.partial(jax.tree.map, lambda x: x[0])
     batch = functools.partial(jax.tree.map, lambda x: x[None])
 
     def one_gradients(state, settings, raw):
-      return batch(gradients(state, first(settings), raw))
+      return batch(jitted.gradients(state, first(settings), raw))
 
     def one_step(settings, opt_states, grads, grad_costs, proxy_ref, cost_ref, lams):
-      return batch(step(first(settings), first(opt_states), first(grads), first(grad_costs),
-                        proxy_ref, cost_ref, lams[0]))
+      return batch(jitted.step(first(settings), first(opt_states), first(grads),
+                               first(grad_costs), proxy_ref, cost_ref, lams[0]))
 
     def one_camera(settings, raw, cotangents):
-      return batch(camera(first(settings), raw, first(cotangents)))
+      return batch(jitted.camera(first(settings), raw, first(cotangents)))
 
-    return one_gradients, one_step, one_camera
+    def one_camera_step(settings, opt_states, raw, cotangents, proxy_ref, cost_ref, lams):
+      return batch(jitted.camera_step(first(settings), first(opt_states), raw,
+                                      first(cotangents), proxy_ref, cost_ref, lams[0]))
+
+    return Compiled(one_gradients, one_step, one_camera, one_camera_step)
 
   @functools.cached_property
-  def jitted(self):
-    """`(gradients, step, camera)` for one run, jitted."""
-    return jax.jit(self.gradients), jax.jit(self.step), jax.jit(self.camera)
+  def jitted(self) -> Compiled:
+    """`Compiled` functions for one run, jitted."""
+    return Compiled(jax.jit(self.gradients), jax.jit(self.step), jax.jit(self.camera),
+                    jax.jit(self.camera_step))
 
   @functools.cached_property
   def jitted_reference(self):

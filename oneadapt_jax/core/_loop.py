@@ -115,7 +115,7 @@ def run_oneadapt(workload: Workload, tradeoffs: Sequence[Tradeoff], *,
   runs = NamedSharding(devices, P("runs"))
   count = len(tradeoffs)
   padded = math.ceil(count / devices.size) * devices.size  # every device gets whole runs
-  gradients, step, camera = bound.vmapped if padded > 1 else bound.batch_of_one
+  compiled = bound.vmapped if padded > 1 else bound.batch_of_one
   estimator = bound.controller.estimator
   tradeoffs = list(tradeoffs) + [tradeoffs[-1]] * (padded - count)
   setting, opt_state = bound.init(start)
@@ -157,22 +157,25 @@ def run_oneadapt(workload: Workload, tradeoffs: Sequence[Tradeoff], *,
       outcome = workload.evaluate(i, config)
       records[r].append(bound.record(method, i, config, outcome, lams[r], extra))
       spent.append(outcome.bytes)
-    if estimator in ("decoded", "saliency"):
-      cotangents += cotangents[-1:] * (padded - count)
-      cotangents = _put(jax.tree.map(lambda *c: np.stack(c), *cotangents), runs)
-      grads, _, grad_costs = camera(settings, raw, cotangents)
-    elif estimator == "reencode":
-      reencoded += reencoded[-1:] * (padded - count)
-      grads, grad_costs = (_put({name: np.asarray([g[k][name] for g in reencoded], np.float32)
-                                 for name in bound.knob.values}, runs) for k in (0, 1))
-    else:
-      _, grads, _, grad_costs = gradients(bound.model_state, settings, raw)
     for r, tradeoff in enumerate(tradeoffs):
       if tradeoff.budget is not None:
         used = spent[min(r, count - 1)] / (tradeoff.budget * workload.seconds_per_segment)
         lams[r] = max(0.0, lams[r] + dual_step * float(np.log(used)))
-    settings, opt_states = step(settings, opt_states, grads, grad_costs, *refs,
-                                _put(np.asarray(lams, np.float32), runs))
+    lam_array = _put(np.asarray(lams, np.float32), runs)
+    if estimator in ("decoded", "saliency"):
+      cotangents += cotangents[-1:] * (padded - count)
+      cotangents = _put(jax.tree.map(lambda *c: np.stack(c), *cotangents), runs)
+      settings, opt_states = compiled.camera_step(settings, opt_states, raw, cotangents, *refs,
+                                                  lam_array)
+    else:
+      if estimator == "reencode":
+        reencoded += reencoded[-1:] * (padded - count)
+        grads, grad_costs = (_put({name: np.asarray([g[k][name] for g in reencoded], np.float32)
+                                   for name in bound.knob.values}, runs) for k in (0, 1))
+      else:
+        _, grads, _, grad_costs = compiled.gradients(bound.model_state, settings, raw)
+      settings, opt_states = compiled.step(settings, opt_states, grads, grad_costs, *refs,
+                                           lam_array)
     if checkpoint is not None:
       checkpoint(LoopState(
           i + 1, [v.tolist() for v in jax.tree.leaves(_to_host(settings))],

@@ -51,7 +51,9 @@ class Workload(Protocol):
     warmup_segments: the prefix no method is scored on; profiling baselines may profile it
       offline, and every method may use it.
 
-  Optional: `proxies`, other proxies by name (`Controller(proxy=NAME)` ascends one of them).
+  Optional: `proxies`, other proxies by name (`Controller(proxy=NAME)` ascends one of them);
+  `shown_and_cost(setting, raw, frames) -> (shown, cost)`, both in one pass through the chain
+  (`WorkloadBase` has the plain one; a stream may share work between them, as video does).
   """
 
   kind: str
@@ -187,6 +189,11 @@ class WorkloadBase:
   def shown(self, setting, raw, frames):
     del frames  # one forward pass covers the whole segment
     return self.knob.apply(setting, raw)
+
+  def shown_and_cost(self, setting, raw, frames):
+    """`(shown(setting, raw, frames), knob.cost(setting, raw))`: what the camera's `vjp`
+    differentiates, in one function so that a stream can share the chain between them."""
+    return self.shown(setting, raw, frames), self.knob.cost(setting, raw)
 
   def observe(self, index: int, config: Config) -> tuple[Any, Outcome]:
     raise NotImplementedError
