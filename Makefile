@@ -6,6 +6,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 OUT ?= results/demo
 PYTEST_ARGS ?= -n 2
+# glibc (2.35 and later) backs XLA's large CPU buffers with transparent huge pages: a pass over a
+# 720p segment takes half the time, most of it page faults before (benchmarks/RESULTS.md).
+# Other C libraries ignore it; set GLIBC_TUNABLES yourself to override.
+export GLIBC_TUNABLES ?= glibc.malloc.hugetlb=1
 
 .PHONY: assets system-deps demo test test-all lint fidelity bench bench-compare clean-venv
 
@@ -49,12 +53,10 @@ bench-compare: assets
 	$(BIN)/oneadapt bench --out results/bench
 
 # The benchmarks of benchmarks/RESULTS.md, each also runnable alone (python benchmarks/NAME.py).
+# JAX's default backend: a GPU or TPU where its jaxlib is installed, else the CPU. Tables and JSON
+# in results/benchmarks/PLATFORM/.
 bench: assets
-	$(BIN)/python benchmarks/accgrad_cost.py --out results/benchmarks
-	$(BIN)/python benchmarks/server_overhead.py --out results/benchmarks
-	$(BIN)/python benchmarks/throughput.py --out results/benchmarks
-	$(BIN)/python benchmarks/pedestrian_tiling.py --out results/benchmarks
-	$(BIN)/python benchmarks/gradient_scale.py --out results/benchmarks
+	$(BIN)/python benchmarks/run_all.py --out results/benchmarks
 
 clean-venv:
 	rm -rf $(VENV)
