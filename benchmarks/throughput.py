@@ -1,11 +1,21 @@
-"""Frames per second of plain inference and of one OneAdapt step, at several sizes and lengths.
+"""What one OneAdapt step costs against the inference it adapts, from 176x144 to 1080p.
 
-For each bundled clip (carphone 176x144, bikes 640x272, Big Buck Bunny 1280x720) and segment
-length (5, 10, 20 frames): the jitted detection model alone on the segment, and the jitted
-adaptation step (fused AccGrad through resolution -> frame rate -> quantization -> BlazeFace ->
-proxy, the byte cost's gradient and an Adam update). Medians of `--repeats` after compilation.
+For each clip and segment length: the jitted model (BlazeFace, square tiles for wide frames) on
+every frame of the segment, as the server infers it at full rate, against the controller's
+step as the loop runs it (the default `decoded` estimator):
 
-    python benchmarks/throughput.py [--repeats 3] [--lengths 5 10 20] [--out DIR]
+- the server's backward pass on the last decoded frame (its forward pass is inference's: the
+  model's value-and-gradient on that frame less its forward pass);
+- the camera's step: one pass through the knob chain (resolution -> frame rate -> quantization
+  and its byte estimate) at the raw frames, pulled back once with the objective's cotangent,
+  then Adam (`Bound.camera_step`);
+- beside it, `camera then step`: the chain's output and its bytes differentiated apart, then
+  Adam, what the loop ran before (the same numbers, `tests/test_server_grad.py`).
+
+1920x1080 is Big Buck Bunny's 720p upscaled (Lanczos): no bundled clip is 1080p, and the cost
+depends on the frame size, not the content. Medians of `--repeats` after compilation.
+
+    python benchmarks/throughput.py [--repeats 3] [--lengths 10] [--out DIR]
 
 Prints a table with the machine and writes `throughput.json`.
 """
@@ -19,67 +29,81 @@ import pathlib
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 from _common import machine, median_time  # benchmarks/ runs as a script folder
-from flax import nnx
+from PIL import Image
+from tqdm.auto import tqdm
 
-import models
-from oneadapt_jax import data, fidelity, proxies
+from oneadapt_jax import data
+from oneadapt_jax.core import Controller
+from oneadapt_jax.workloads.video import VideoWorkload, build
+
+SIZES = {"carphone": ("carphone", None), "bikes": ("bikes", None),
+         "720p": ("bigbuckbunny", None), "1080p": ("bigbuckbunny", (1920, 1080))}
+
+
+def _workload(name: str, length: int) -> VideoWorkload:
+  clip, size = SIZES[name]
+  workload = build(task="detection", source=clip, max_segments=2)
+  frames = np.concatenate([s.frames for s in workload.segments])[:length]
+  if size is not None:
+    frames = np.stack([np.asarray(Image.fromarray(f).resize(size, Image.LANCZOS))
+                       for f in frames])
+  segment = data.Segment(frames, clip, 0, workload.source_fps)
+  return VideoWorkload("detection", clip, [segment], workload.model)
+
+
+def measure(workload: VideoWorkload, repeats: int) -> dict:
+  bound = Controller().bind(workload)
+  raw = workload.raw(0)
+  last = raw[-1:]
+  setting, opt_state = bound.init(0.5)
+  refs = (jnp.float32(1.0), jnp.float32(1.0))
+  lam = jnp.float32(0.3)
+  infer = jax.jit(lambda x: workload.model(x))
+  value_and_grad = jax.jit(jax.value_and_grad(lambda x: workload.proxy(workload.model(x))))
+  cotangent = value_and_grad(last)[1]
+  jitted = bound.jitted
+
+  def apart():
+    grad, _, grad_cost = jitted.camera(setting, raw, cotangent)
+    return jitted.step(setting, opt_state, grad, grad_cost, *refs, lam)
+
+  with jax.numpy_dtype_promotion("standard"):
+    t_infer = median_time(lambda: infer(raw), repeats)
+    t_forward_last = median_time(lambda: infer(last), repeats)
+    t_server = max(median_time(lambda: value_and_grad(last), repeats) - t_forward_last, 0.0)
+    t_camera = median_time(
+        lambda: jitted.camera_step(setting, opt_state, raw, cotangent, *refs, lam), repeats)
+    t_apart = median_time(apart, repeats)
+  step = t_server + t_camera
+  return {"size": list(raw.shape[1:3]), "frames": int(raw.shape[0]), "inference_s": t_infer,
+          "server_backward_s": t_server, "camera_step_s": t_camera, "camera_apart_s": t_apart,
+          "step_s": step, "step_over_inference": step / t_infer,
+          "camera_apart_over_inference": (t_server + t_apart) / t_infer}
 
 
 def main(argv=None) -> list[dict]:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--clips", nargs="+", default=["carphone", "bikes", "bigbuckbunny"])
-  parser.add_argument("--lengths", type=int, nargs="+", default=[5, 10, 20])
-  parser.add_argument("--model", default="blazeface")
+  parser.add_argument("--sizes", nargs="+", default=list(SIZES), choices=list(SIZES))
+  parser.add_argument("--lengths", type=int, nargs="+", default=[10])
   parser.add_argument("--repeats", type=int, default=3)
   parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("results/benchmarks"))
   args = parser.parse_args(argv)
-  model = models.load(args.model)
-  graphdef, state = nnx.split(model)
-  knob = fidelity.surrogate_chain()
-  optimiser = optax.adam(0.1, b1=0.5, b2=0.5)
-
-  @jax.jit
-  def infer(state, frames):
-    return nnx.merge(graphdef, state)(frames)
-
-  @jax.jit
-  def adapt_step(state, setting, opt_state, frames):
-    def objective(s):
-      return proxies.detection(nnx.merge(graphdef, state)(knob.apply(s, frames)))
-    value, grad = jax.value_and_grad(objective)(setting)
-    grad_cost = jax.grad(knob.cost)(setting, frames)
-    loss_grad = jax.tree.map(lambda a, c: -a + 0.3 * c, grad, grad_cost)
-    updates, opt_state = optimiser.update(loss_grad, opt_state, setting)
-    return optax.apply_updates(setting, updates), opt_state, value
-
   rows = []
-  for clip in args.clips:
-    frames_all = np.concatenate([s.frames for s in data.clip_segments(clip)])
+  for name in tqdm(args.sizes, desc="throughput"):
     for length in args.lengths:
-      if length > len(frames_all):
-        continue
-      frames = jnp.asarray(frames_all[:length], jnp.float32) / 255.0
-      setting = knob.init()
-      opt_state = optimiser.init(setting)
-      with jax.numpy_dtype_promotion("standard"):
-        t_infer = median_time(lambda: infer(state, frames), args.repeats)
-        t_step = median_time(lambda: adapt_step(state, setting, opt_state, frames)[2],
-                             args.repeats)
-      rows.append({"clip": clip, "size": list(frames.shape[1:3]), "frames": length,
-                   "inference_s": t_infer, "adapt_step_s": t_step,
-                   "inference_fps": length / t_infer, "adapt_step_fps": length / t_step,
-                   "step_over_inference": t_step / t_infer})
-  print(f"throughput, model {args.model}; {machine()}")
-  print(f"{'clip':<14}{'size':>10}{'frames':>7}{'infer fps':>10}{'step fps':>9}{'step/infer':>11}")
+      rows.append({"clip": name, **measure(_workload(name, length), args.repeats)})
+  print(f"throughput of the controller's step (decoded AccGrad, BlazeFace); {machine()}")
+  print(f"{'clip':<10}{'size':>10}{'frames':>7}{'infer s':>9}{'server s':>9}{'camera s':>9}"
+        f"{'step/infer':>11}{'apart/infer':>12}")
   for r in rows:
-    size = "x".join(map(str, r["size"]))
-    print(f"{r['clip']:<14}{size:>10}{r['frames']:>7}{r['inference_fps']:>10.1f}"
-          f"{r['adapt_step_fps']:>9.1f}{r['step_over_inference']:>11.2f}")
+    size = "x".join(map(str, r["size"][::-1]))
+    print(f"{r['clip']:<10}{size:>10}{r['frames']:>7}{r['inference_s']:>9.3f}"
+          f"{r['server_backward_s']:>9.3f}{r['camera_step_s']:>9.3f}"
+          f"{r['step_over_inference']:>11.2f}{r['camera_apart_over_inference']:>12.2f}")
   args.out.mkdir(parents=True, exist_ok=True)
   (args.out / "throughput.json").write_text(json.dumps(
-      {"machine": machine(), "model": args.model, "repeats": args.repeats, "rows": rows},
+      {"machine": machine(), "model": "blazeface", "repeats": args.repeats, "rows": rows},
       indent=2))
   return rows
 

@@ -25,9 +25,13 @@ def test_accgrad_cost_runs_and_writes_json(tmp_path):
 def test_throughput_runs_and_writes_json(tmp_path):
   import throughput
 
-  rows = throughput.main(["--repeats", "1", "--clips", "carphone", "--lengths", "5",
+  rows = throughput.main(["--repeats", "1", "--sizes", "carphone", "--lengths", "5",
                           "--out", str(tmp_path)])
-  assert len(rows) == 1 and rows[0]["inference_fps"] > 0
+  assert len(rows) == 1 and rows[0]["frames"] == 5 and rows[0]["size"] == [144, 176]
+  assert rows[0]["inference_s"] > 0 and rows[0]["camera_step_s"] > 0
+  assert rows[0]["step_s"] == pytest.approx(rows[0]["server_backward_s"]
+                                            + rows[0]["camera_step_s"])
+  assert json.loads((tmp_path / "throughput.json").read_text())["rows"] == rows
 
 
 @pytest.mark.slow
@@ -64,3 +68,15 @@ def test_gradient_scale_runs_and_its_ratios_are_the_two_terms(tmp_path):
     if r["knob"] != "frame_rate":
       assert r["byte_term"] > 0  # more quality, more bytes
   assert payload["median_ratio"] == pytest.approx(float(np.median([r["ratio"] for r in rows])))
+
+
+@pytest.mark.slow
+def test_run_all_gathers_the_tables_under_the_device(tmp_path):
+  import jax
+  import run_all
+
+  report = run_all.main(["--quick", "--only", "throughput", "--out", str(tmp_path)])
+  assert report == tmp_path / jax.default_backend() / "RESULTS.md"
+  text = report.read_text()
+  assert jax.devices()[0].device_kind in text and "## throughput" in text
+  assert "step/infer" in text and (report.parent / "throughput.json").exists()
