@@ -227,6 +227,7 @@ def test_camera_step_is_the_camera_then_the_step(carphone, estimator):
       np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.slow  # about a minute of compiling
 def test_a_saliency_run_alone_after_a_batch_of_them(carphone):
   """Runs batched, then one run, of the saliency estimator on one workload: the one run used to
   fail in JAX ("Execution supplied 5 buffers but compiled program expected 15") while the

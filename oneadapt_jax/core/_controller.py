@@ -174,11 +174,11 @@ class Bound:
     picked frames (`cotangent`, shaped like `shown` on them): the camera's `vjp` through the
     knob chain at the raw frames."""
     (shown, cost), pullback = jax.vjp(lambda s: self._shown_and_cost(s, raw), setting)
-    if self.controller.estimator == "saliency":  # d/ds of -sum |DNNGrad| * |X(s) - X_raw|
-      cotangent = -jnp.abs(cotangent) * jnp.sign(shown - self._best(raw))
+    if self.controller.estimator == "saliency":
+      cotangent = _saliency(cotangent, shown, self._best(raw))
     # One pass through the chain, pulled back twice: the proxy's cotangent, then the bytes'.
     (grad,) = pullback((cotangent, jnp.zeros_like(cost)))
-    (grad_cost,) = pullback((jnp.zeros_like(shown), jnp.ones_like(cost)))
+    (grad_cost,) = pullback((jax.tree.map(jnp.zeros_like, shown), jnp.ones_like(cost)))
     return grad, cost, grad_cost
 
   def server(self, workload: Workload, index: int, config: Config):
@@ -247,8 +247,9 @@ class Bound:
     pulls back twice to give its two terms apart; benchmarks/throughput.py times both)."""
     (shown, cost), pullback = jax.vjp(lambda s: self._shown_and_cost(s, raw), setting)
     if self.controller.estimator == "saliency":
-      cotangent = -jnp.abs(cotangent) * jnp.sign(shown - self._best(raw))
-    (loss_grad,) = pullback((-cotangent / proxy_ref, (lam / cost_ref) * jnp.ones_like(cost)))
+      cotangent = _saliency(cotangent, shown, self._best(raw))
+    scaled = jax.tree.map(lambda c: -c / proxy_ref, cotangent)  # a point cloud is a pytree
+    (loss_grad,) = pullback((scaled, (lam / cost_ref) * jnp.ones_like(cost)))
     return self._update(setting, opt_state, loss_grad)
 
   def reference(self, state, raw):
@@ -333,6 +334,11 @@ class Bound:
   @functools.cached_property
   def jitted_reference(self):
     return jax.jit(self.reference)
+
+
+def _saliency(cotangent, shown, best):
+  """The cotangent of `-sum |DNNGrad| * |X(s) - X_raw|` at `X(s) = shown`, `X_raw = best`."""
+  return jax.tree.map(lambda c, x, b: -jnp.abs(c) * jnp.sign(x - b), cotangent, shown, best)
 
 
 def _shown(shown, setting, raw, *, frames):
