@@ -173,13 +173,19 @@ class Bound:
     """`(AccGrad, bytes, d bytes / d setting)` at one setting from the server's DNNGrad on the
     picked frames (`cotangent`, shaped like `shown` on them): the camera's `vjp` through the
     knob chain at the raw frames."""
-    (shown, cost), pullback = jax.vjp(lambda s: self._shown_and_cost(s, raw), setting)
-    if self.controller.estimator == "saliency":
-      cotangent = _saliency(cotangent, shown, self._best(raw))
+    shown, cost, cotangent, pullback = self._camera_vjp(setting, raw, cotangent)
     # One pass through the chain, pulled back twice: the proxy's cotangent, then the bytes'.
     (grad,) = pullback((cotangent, jnp.zeros_like(cost)))
     (grad_cost,) = pullback((jax.tree.map(jnp.zeros_like, shown), jnp.ones_like(cost)))
     return grad, cost, grad_cost
+
+  def _camera_vjp(self, setting, raw, cotangent):
+    """The chain's one pass at `setting` for `camera` and `camera_step`: `(shown, bytes, the
+    cotangent of shown, pullback)`, the cotangent the saliency error's where that estimator runs."""
+    (shown, cost), pullback = jax.vjp(lambda s: self._shown_and_cost(s, raw), setting)
+    if self.controller.estimator == "saliency":
+      cotangent = _saliency(cotangent, shown, self._best(raw))
+    return shown, cost, cotangent, pullback
 
   def server(self, workload: Workload, index: int, config: Config):
     """The server's DNNGrad on the picked frames it decoded of segment `index` at `config`:
@@ -245,9 +251,7 @@ class Bound:
     estimators: the chain's one pass pulled back once, with the objective's cotangent
     `(-DNNGrad / proxy_ref, lam / cost_ref)`, gives the step's gradient directly (`camera`
     pulls back twice to give its two terms apart; benchmarks/throughput.py times both)."""
-    (shown, cost), pullback = jax.vjp(lambda s: self._shown_and_cost(s, raw), setting)
-    if self.controller.estimator == "saliency":
-      cotangent = _saliency(cotangent, shown, self._best(raw))
+    _, cost, cotangent, pullback = self._camera_vjp(setting, raw, cotangent)
     scaled = jax.tree.map(lambda c: -c / proxy_ref, cotangent)  # a point cloud is a pytree
     (loss_grad,) = pullback((scaled, (lam / cost_ref) * jnp.ones_like(cost)))
     return self._update(setting, opt_state, loss_grad)
