@@ -8,13 +8,23 @@ archives at set-up and verified by sha256 (`oneadapt fetch`). Decoding uses PyAV
 
 A segment is `uint8 [T, H, W, 3]` at the analysis frame rate (default 10 fps, 1 s, so T = 10),
 as in the paper; frames are picked from the source by timestamp (nearest earlier frame).
+
+A bundled clip's segments (`clip_segments`, and `from_video(..., stream=True)` for a file of
+one's own) are a `ClipSegments` sequence: the file's packets are indexed once (no decoding),
+and a segment is decoded when it is asked for, the last `ClipSegments.CACHE` of them kept, so
+memory stays flat in the clip's length.
 """
 
 from __future__ import annotations
 
+import bisect
+import collections
 import dataclasses
+import fractions
 import functools
 import pathlib
+import threading
+from collections.abc import Sequence
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -117,19 +127,8 @@ def read_video(path: str | pathlib.Path, *, fps: float | None = None,
   import av
 
   path = pathlib.Path(path)
-  if not path.is_file():
-    raise VideoError(f"{path}: no such file")
-  if path.stat().st_size == 0:
-    raise VideoError(f"{path}: the file is empty")
-  try:
-    container = av.open(str(path))
-  except av.error.FFmpegError as err:
-    raise VideoError(f"{path}: not a readable video file ({err})") from err
+  container, stream, source_fps = _open(path)
   with container:
-    if not container.streams.video:
-      raise VideoError(f"{path}: contains no video stream")
-    stream = container.streams.video[0]
-    source_fps = float(stream.average_rate or stream.guessed_rate or 0) or 25.0
     out_fps = float(fps) if fps else source_fps
     if out_fps <= 0:
       raise ValueError(f"fps must be > 0, got {fps}")
@@ -155,11 +154,205 @@ def read_video(path: str | pathlib.Path, *, fps: float | None = None,
   decoded = np.stack(frames)
   if fps is None:
     return decoded, source_fps
-  times_arr = np.asarray(times) - times[0]
+  return decoded[_resample(times, source_fps, out_fps)], out_fps
+
+
+def _resample(times, source_fps: float, out_fps: float) -> np.ndarray:
+  """For frames shown at `times` (seconds, in order), which one each output frame at `out_fps`
+  is: the last source frame shown at its time, over the clip's duration."""
+  times_arr = np.asarray(times, np.float64) - times[0]
   duration = times_arr[-1] + 1.0 / source_fps
   wanted = np.arange(int(np.floor(duration * out_fps + 1e-6))) / out_fps
-  picks = np.clip(np.searchsorted(times_arr, wanted + 1e-6, side="right") - 1, 0, len(frames) - 1)
-  return decoded[picks], out_fps
+  return np.clip(np.searchsorted(times_arr, wanted + 1e-6, side="right") - 1, 0, len(times) - 1)
+
+
+def _open(path: pathlib.Path):
+  """The container, its first video stream and that stream's frame rate; `VideoError` naming
+  the file if there is none."""
+  import av
+
+  if not path.is_file():
+    raise VideoError(f"{path}: no such file")
+  if path.stat().st_size == 0:
+    raise VideoError(f"{path}: the file is empty")
+  try:
+    container = av.open(str(path))
+  except av.error.FFmpegError as err:
+    raise VideoError(f"{path}: not a readable video file ({err})") from err
+  if not container.streams.video:
+    container.close()
+    raise VideoError(f"{path}: contains no video stream")
+  stream = container.streams.video[0]
+  return container, stream, float(stream.average_rate or stream.guessed_rate or 0) or 25.0
+
+
+class _Missed(Exception):
+  """The decoder passed frames it was asked for (a seek that landed too late)."""
+
+
+class _Reader:
+  """A video file's frames by index in presentation order, decoded on demand.
+
+  The packets are indexed once without decoding (their timestamps and keyframes); `frames`
+  decodes forward from where the decoder stands when the wanted frames lie ahead with no
+  keyframe in between, and seeks to the keyframe before them otherwise. Thread-safe."""
+
+  def __init__(self, path: pathlib.Path):
+    import av
+
+    self.path = path
+    container, stream, self.source_fps = _open(path)
+    with container:
+      base = stream.time_base
+      try:
+        packets = [(p.pts, p.is_keyframe) for p in container.demux(stream)
+                   if p.size and p.pts is not None]
+      except av.error.FFmpegError as err:
+        raise VideoError(f"{path}: reading failed ({err}); the file may be truncated") from err
+    if not packets:
+      raise VideoError(f"{path}: no frames could be decoded (corrupt or truncated?)")
+    self.pts = sorted(p for p, _ in packets)
+    self.times = [float(fractions.Fraction(p) * base) for p in self.pts]  # as `frame.time`
+    self._order = {p: i for i, p in enumerate(self.pts)}
+    self._keyframes = sorted(self._order[p] for p, key in packets if key)
+    self._lock = threading.Lock()
+    self._container = self._frames = None
+    self._next = 0  # the index of the frame the decoder gives next
+
+  def __len__(self):
+    return len(self.pts)
+
+  def frames(self, wanted) -> dict[int, np.ndarray]:
+    """`uint8 [H, W, 3]` RGB frames by index, for the sorted indices `wanted`."""
+    import av
+
+    wanted = sorted({int(i) for i in wanted})
+    first = wanted[0]
+    key = self._keyframes[max(bisect.bisect_right(self._keyframes, first) - 1, 0)]
+    with self._lock:
+      if self._frames is None or not self._next <= first or self._next < key:
+        self._seek(key)
+      try:
+        return self._decode(wanted)
+      except _Missed:
+        if key == 0:
+          raise VideoError(f"{self.path}: frames {wanted} were not decoded where their packets "
+                           f"are; read the file with read_video instead") from None
+        self._seek(0)  # a seek that landed past the keyframe: decode from the start instead
+        try:
+          return self._decode(wanted)
+        except _Missed:
+          raise VideoError(f"{self.path}: frames {wanted} were not decoded where their packets "
+                           f"are; read the file with read_video instead") from None
+      except av.error.FFmpegError as err:
+        self._frames = None
+        raise VideoError(f"{self.path}: decoding failed near frame {self._next} ({err})") from err
+
+  def _decode(self, wanted: list[int]) -> dict[int, np.ndarray]:
+    out: dict[int, np.ndarray] = {}
+    while len(out) < len(wanted):
+      frame = next(self._frames, None)
+      if frame is None:
+        self._frames = None
+        raise VideoError(f"{self.path}: decoding stopped before frame {wanted[len(out)]} of "
+                         f"{len(self)} (truncated?)")
+      index = self._order.get(frame.pts)
+      if index is None:
+        self._frames = None
+        raise VideoError(f"{self.path}: the decoder gave a frame (pts {frame.pts}) that no "
+                         f"packet announced; read the file with read_video instead")
+      self._next = index + 1
+      if index > wanted[-1]:
+        raise _Missed
+      if index in wanted:
+        out[index] = frame.to_ndarray(format="rgb24")
+    return out
+
+  def _seek(self, key: int):
+    import av
+
+    if self._container is None:
+      self._container = av.open(str(self.path))
+    stream = self._container.streams.video[0]
+    self._container.seek(self.pts[key], stream=stream, backward=True, any_frame=False)
+    self._frames = self._container.decode(stream)
+    self._next = key
+
+  def close(self):
+    with self._lock:
+      if self._container is not None:
+        self._container.close()
+      self._container = self._frames = None
+
+
+class ClipSegments(Sequence):
+  """A video file's analysis segments, decoded when asked for.
+
+  A `Sequence` of `Segment`s, equal to `from_video`'s list (the same frames picked by
+  timestamp), that holds at most `CACHE` decoded segments: the frames are read from the file as
+  a segment is indexed, sequentially while the segments are read in order. Slices are views of
+  the same reader. The frames are read-only.
+
+  Example:
+    >>> segments = clip_segments("vtest")            # doctest: +SKIP
+    >>> len(segments), segments[3].frames.shape      # doctest: +SKIP
+    (79, (10, 576, 768, 3))
+  """
+
+  #: How many decoded segments one reader keeps (least recently used out first).
+  CACHE = 8
+
+  def __init__(self, path, *, analysis_fps: float = ANALYSIS_FPS, segment_seconds: float = 1.0,
+               clip: str | None = None, max_seconds: float | None = None):
+    self._reader = _Reader(pathlib.Path(path))
+    self.clip = pathlib.Path(path).stem if clip is None else clip
+    self.fps = float(analysis_fps)
+    if self.fps <= 0:
+      raise ValueError(f"fps must be > 0, got {analysis_fps}")
+    length = round(self.fps * segment_seconds)
+    if length < 1:
+      raise ValueError(f"segment of {segment_seconds} s at {self.fps} fps has no frames")
+    times = self._reader.times
+    if max_seconds is not None:
+      times = times[:bisect.bisect_left(times, max_seconds)]
+    if not times:
+      raise VideoError(f"{path}: no frames before {max_seconds} s")
+    picks = _resample(times, self._reader.source_fps, self.fps)
+    self._picks = picks[:len(picks) // length * length].reshape(-1, length)
+    self._indices = range(len(self._picks))
+    self._cache: collections.OrderedDict[int, Segment] = collections.OrderedDict()
+    self._lock = threading.Lock()
+
+  def __len__(self) -> int:
+    return len(self._indices)
+
+  def __getitem__(self, index):
+    if isinstance(index, slice):
+      view = object.__new__(ClipSegments)
+      view.__dict__.update(self.__dict__)
+      view._indices = self._indices[index]
+      return view
+    return self._segment(self._indices[index])
+
+  def _segment(self, index: int) -> Segment:
+    with self._lock:
+      if index in self._cache:
+        self._cache.move_to_end(index)
+        return self._cache[index]
+    picks = self._picks[index]
+    decoded = self._reader.frames(picks)
+    frames = np.stack([decoded[int(i)] for i in picks])
+    frames.setflags(write=False)
+    segment_ = Segment(frames, self.clip, index, self.fps)
+    with self._lock:
+      self._cache[index] = segment_
+      while len(self._cache) > self.CACHE:
+        self._cache.popitem(last=False)
+    return segment_
+
+  def __repr__(self):
+    return (f"ClipSegments({self._reader.path.name}, {len(self)} segments of "
+            f"{self._picks.shape[1]} frames at {self.fps:g} fps)")
 
 
 def segment(frames: np.ndarray, *, fps: float, clip: str = "",
@@ -174,35 +367,39 @@ def segment(frames: np.ndarray, *, fps: float, clip: str = "",
 
 def from_video(path: str | pathlib.Path, *, analysis_fps: float = ANALYSIS_FPS,
                segment_seconds: float = 1.0, max_seconds: float | None = None,
-               progress: bool = True) -> list[Segment]:
+               progress: bool = True, stream: bool = False) -> Sequence[Segment]:
   """A user's own video file as analysis segments (the same form as the bundled clips').
+
+  `stream`: a `ClipSegments` that decodes each segment when it is asked for (memory flat in
+  the clip's length; a fault deep in the file shows when its segment is read) instead of a list
+  decoded at once.
 
   Example:
     >>> segments = from_video(clip_path("carphone"))          # doctest: +SKIP
     >>> segments[0].frames.shape, segments[0].fps             # doctest: +SKIP
     ((10, 144, 176, 3), 10.0)
   """
-  frames, fps = read_video(path, fps=analysis_fps, max_seconds=max_seconds, progress=progress)
-  segments = segment(frames, fps=fps, clip=pathlib.Path(path).stem, segment_seconds=segment_seconds)
+  if stream:
+    segments = ClipSegments(path, analysis_fps=analysis_fps, segment_seconds=segment_seconds,
+                            max_seconds=max_seconds)
+    frames = f"{len(segments._reader)} frames"
+  else:
+    decoded, fps = read_video(path, fps=analysis_fps, max_seconds=max_seconds, progress=progress)
+    segments = segment(decoded, fps=fps, clip=pathlib.Path(path).stem,
+                       segment_seconds=segment_seconds)
+    frames = f"{len(decoded)} frames at {fps} fps"
   if not segments:
-    raise VideoError(
-        f"{path}: {len(frames)} frames at {fps} fps is shorter than one {segment_seconds} s segment")
+    raise VideoError(f"{path}: {frames} is shorter than one {segment_seconds} s segment")
   return segments
 
 
-def clip_segments(name: str, *, analysis_fps: float = ANALYSIS_FPS, segment_seconds: float = 1.0,
-                  progress: bool = False) -> list[Segment]:
-  """The segments of a bundled clip, read directly (the tfds builder stores the same ones).
-
-  Each clip is decoded once per process and setting; the frames are shared and read-only.
-  """
-  return list(_decoded_clip(name, clip_path(name), analysis_fps, segment_seconds, progress))
+def clip_segments(name: str, *, analysis_fps: float = ANALYSIS_FPS,
+                  segment_seconds: float = 1.0) -> ClipSegments:
+  """The segments of a bundled clip (`ClipSegments`: decoded as they are read), the same ones
+  the tfds builder stores. One reader per clip and setting is kept (the last 8)."""
+  return _clip_reader(name, clip_path(name), float(analysis_fps), float(segment_seconds))
 
 
 @functools.lru_cache(maxsize=8)
-def _decoded_clip(name, path, analysis_fps, segment_seconds, progress) -> tuple[Segment, ...]:
-  segments = from_video(path, analysis_fps=analysis_fps, segment_seconds=segment_seconds,
-                        progress=progress)
-  for s in segments:
-    s.frames.setflags(write=False)
-  return tuple(dataclasses.replace(s, clip=name) for s in segments)
+def _clip_reader(name, path, analysis_fps, segment_seconds) -> ClipSegments:
+  return ClipSegments(path, analysis_fps=analysis_fps, segment_seconds=segment_seconds, clip=name)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import pathlib
+from collections.abc import Sequence
 
 import numpy as np
 import tensorflow_datasets as tfds
@@ -94,3 +95,28 @@ def data_source(clip: str, *, config: str = "fps10_1s"):
   if clip not in data.CLIPS:
     raise ValueError(f"unknown clip {clip!r}; the dataset has {sorted(data.CLIPS)}")
   return prepare(config).as_data_source(split=clip)
+
+
+class Segments(Sequence):
+  """One clip's segments from the dataset, in order, each read when it is indexed.
+
+  The examples are stored in key-hash order; the order is found by reading each once (its
+  frames dropped), so memory stays flat in the clip's length. Slices are views.
+  """
+
+  def __init__(self, clip: str, *, config: str = "fps10_1s"):
+    self._source = data_source(clip, config=config)
+    by_index = {int(self._source[i]["index"]): i for i in range(len(self._source))}
+    self._positions = [by_index[k] for k in sorted(by_index)]
+
+  def __len__(self) -> int:
+    return len(self._positions)
+
+  def __getitem__(self, index):
+    if isinstance(index, slice):
+      view = object.__new__(Segments)
+      view._source, view._positions = self._source, self._positions[index]
+      return view
+    example = self._source[self._positions[index]]
+    return data.Segment(np.asarray(example["frames"]), str(example["clip"]),
+                        int(example["index"]), float(example["fps"]))

@@ -61,22 +61,64 @@ def test_tfds_builder_reads_segments_without_tensorflow():
   assert result.returncode == 0 and "ok" in result.stdout, result.stderr[-3000:]
 
 
-def test_from_video_errors_name_the_file(tmp_path):
+@pytest.mark.parametrize("stream", [False, True], ids=["decoded_at_once", "streamed"])
+def test_from_video_errors_name_the_file(tmp_path, stream):
+  def read(path):  # a streamed file may fail on the segment that is read, not before
+    segments = data.from_video(path, stream=stream, progress=False)
+    return [segments[-1] for _ in range(1)]
+
   missing = tmp_path / "nope.mp4"
   with pytest.raises(data.VideoError, match="nope.mp4: no such file"):
-    data.from_video(missing)
+    read(missing)
   empty = tmp_path / "empty.mp4"
   empty.write_bytes(b"")
   with pytest.raises(data.VideoError, match="empty.mp4: the file is empty"):
-    data.from_video(empty)
+    read(empty)
   text = tmp_path / "notes.mp4"
   text.write_text("this is not a video\n" * 50)
   with pytest.raises(data.VideoError, match="notes.mp4"):
-    data.from_video(text)
+    read(text)
   truncated = tmp_path / "truncated.mp4"
   truncated.write_bytes(data.clip_path("carphone").read_bytes()[:4000])
   with pytest.raises(data.VideoError, match="truncated.mp4"):
-    data.from_video(truncated)
+    read(truncated)
+
+
+@pytest.mark.parametrize(("clip", "fps", "seconds"), [
+    ("bikes", 10.0, 1.0), ("bikes", 30.0, 0.5), ("carphone", 10.0, 1.0),
+    ("bigbuckbunny", 10.0, 1.0), ("vtest", 10.0, 1.0)])
+def test_streamed_segments_equal_the_clip_decoded_at_once(clip, fps, seconds):
+  # The reference: every frame decoded in one pass, resampled by timestamp, then cut.
+  frames, out_fps = data.read_video(data.clip_path(clip), fps=fps, progress=False)
+  eager = data.segment(frames, fps=out_fps, clip=clip, segment_seconds=seconds)
+  streamed = data.ClipSegments(data.clip_path(clip), analysis_fps=fps, segment_seconds=seconds,
+                               clip=clip)
+  assert len(streamed) == len(eager) > 0
+  order = list(range(len(eager)))  # in order (decoding forward), then shuffled (seeks)
+  order += list(np.random.default_rng(0).permutation(len(eager))[:6])
+  for i in order:
+    got = streamed[int(i)]
+    assert (got.index, got.fps, got.clip) == (eager[i].index, eager[i].fps, clip)
+    np.testing.assert_array_equal(got.frames, eager[i].frames)
+  view = streamed[1:4]
+  assert len(view) == len(eager[1:4]) and view[0].index == 1
+  np.testing.assert_array_equal(view[-1].frames, eager[1:4][-1].frames)
+
+
+def test_streamed_clip_holds_a_bounded_number_of_segments():
+  import tracemalloc  # numpy reports its allocations to tracemalloc
+
+  segments = data.ClipSegments(data.clip_path("vtest"))  # 79 segments of 13 MB
+  one = segments[0].frames.nbytes
+  tracemalloc.start()
+  try:
+    for s in segments:
+      assert s.frames.flags.writeable is False
+    peak = tracemalloc.get_traced_memory()[1]
+  finally:
+    tracemalloc.stop()
+  assert len(segments) == 79
+  assert peak < (data.ClipSegments.CACHE + 3) * one, (peak / one, "segments held at once")
 
 
 def test_from_video_of_a_user_file_matches_the_bundled_segments(tmp_path):

@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import pathlib
+from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
@@ -68,7 +69,9 @@ class VideoWorkload(WorkloadBase):
   Attributes:
     task: a name in `TASKS`.
     source: the clip's name, `tfds:NAME` or a video file's path.
-    segments: `oneadapt_jax.data.Segment`s of one frame rate and size.
+    segments: `oneadapt_jax.data.Segment`s of one frame rate and size, a list or a
+      `data.ClipSegments` that decodes each when it is read (what bundled clips and files are:
+      the workload keeps the references, not the frames).
     model: the task's model.
     proxy_name: one of the task's `alternatives`; `None`, its default proxy.
     model_name: the model's name when it is not the task's own (`task_spec`).
@@ -84,7 +87,7 @@ class VideoWorkload(WorkloadBase):
   kind = "video"
   task: str
   source: str
-  segments: list
+  segments: Sequence
   model: nnx.Module
   proxy_name: str | None = None
   preset: str = "veryfast"
@@ -323,11 +326,7 @@ def build(*, task: str = "detection", source: str = "carphone", proxy: str | Non
       raise ValueError("the tfds builder stores 1-s segments (config fps10_1s)")
     from oneadapt_jax import tfds_video
 
-    reader = tfds_video.data_source(source.removeprefix("tfds:"))
-    segments = [data.Segment(np.asarray(e["frames"]), str(e["clip"]), int(e["index"]),
-                             float(e["fps"]))
-                for e in (reader[i] for i in range(len(reader)))]
-    segments = sorted(segments, key=lambda s: s.index)[:max_segments]
+    segments = tfds_video.Segments(source.removeprefix("tfds:"))[:max_segments]
   elif source in data.CLIPS:
     segments = data.clip_segments(source, segment_seconds=segment_seconds)[:max_segments]
   else:  # a video file of the user's
@@ -335,7 +334,7 @@ def build(*, task: str = "detection", source: str = "carphone", proxy: str | Non
       raise ValueError(f"{source!r} is neither a bundled clip ({', '.join(data.CLIPS)}) nor a "
                        f"video file")
     segments = data.from_video(source, segment_seconds=segment_seconds,
-                               progress=False)[:max_segments]
+                               stream=True)[:max_segments]
   if not segments:
     raise ValueError(f"clip {source!r} has no segments to adapt over")
   spec = task_spec(task, model)
