@@ -85,9 +85,10 @@ def clip_fidelity(frames: np.ndarray, *, clip: str = "", qp_rungs: Sequence[int]
   ladders = knob.values
   sizes = {name: len(v) for name, v in ladders.items()}
   x = jnp.asarray(frames.astype(np.float32) / 255.0)
-  cost = jax.jit(knob.cost)
-  cost_and_grad = jax.jit(jax.value_and_grad(knob.cost))  # only where the sign is compared
-  apply = jax.jit(knob.apply)
+  # One program for both: XLA shares the chain's stages between the frames and the bytes.
+  apply_and_cost = jax.jit(lambda setting, frames: (knob.apply(setting, frames),
+                                                    knob.cost(setting, frames)))
+  cost_grad = jax.jit(jax.grad(knob.cost))  # only where the sign is compared
   res_rungs = range(sizes["resolution"])
   grid = list(itertools.product(res_rungs, fps_rungs, qp_rungs))
   points, real_bytes = [], {}
@@ -98,8 +99,8 @@ def clip_fidelity(frames: np.ndarray, *, clip: str = "", qp_rungs: Sequence[int]
                            qp=float(ladders["qp"][q]), fps=float(ladders["frame_rate"][f]),
                            preset=preset)
     as_array = {k: jnp.float32(v) for k, v in setting.items()}
-    estimate = cost(as_array, x)
-    surrogate = np.asarray(apply(as_array, x))
+    surrogate, estimate = apply_and_cost(as_array, x)
+    surrogate = np.asarray(surrogate)
     real_bytes[(i, f, q)] = encoded.num_bytes
     points.append({
         "resolution": float(ladders["resolution"][i]), "fps": float(ladders["frame_rate"][f]),
@@ -120,7 +121,7 @@ def clip_fidelity(frames: np.ndarray, *, clip: str = "", qp_rungs: Sequence[int]
           real_bytes[(i, f, q)]
       middle = {k: jnp.float32(here[k] / (sizes[k] - 1)) for k in here}
       middle[name] = jnp.float32((here[name] + nxt[name]) / 2 / (sizes[name] - 1))
-      _, grad = cost_and_grad(middle, x)
+      grad = cost_grad(middle, x)
       agree[name].append(np.sign(float(grad[name])) == np.sign(real_diff))
 
   real = np.array([p["real_bytes"] for p in points], np.float64)

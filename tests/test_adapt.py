@@ -40,13 +40,14 @@ def test_run_records_every_method_and_resumes_without_recomputing(tmp_path, caps
   assert oneadapt_segments[0]["config"] == pytest.approx(
       {"resolution": 2 / 3, "qp": 34.0, "frame_rate": 10 / 3})
   # AWStream: the whole grid offline on segment 0 (no warm-up here), then its online profiles.
-  assert by_method["awstream"]["per_segment"][0]["profiling_frames"] == 10 * _grid_size()
+  assert by_method["awstream"]["per_segment"][0]["profiling_frames"] == 10 * _grid_size(8)
   assert "oneadapt" in capsys.readouterr().out
 
 
 def test_another_proxy_reruns_oneadapt_and_reuses_the_baselines(tmp_path, capsys):
   args = ["run", "--clip", "carphone", "--max-segments", "2", "--lambda", "0.3", "--out",
-          str(tmp_path), "--no-progress", "--no-static", "--methods", "oneadapt", "awstream"]
+          str(tmp_path), "--no-progress", "--no-static", "--methods", "oneadapt", "awstream",
+          "--set", "workload.qp_stride=8"]  # a grid of 2 QPs: what is checked is the reuse
   assert cli.main(args) == 0
   default = json.loads((tmp_path / "results.json").read_text())
   assert cli.main(args + ["--proxy", "expected_f1"]) == 0
@@ -67,7 +68,8 @@ def test_run_rejects_unknown_methods(tmp_path, capsys):
 
 
 def test_budget_moves_lambda_by_dual_ascent_on_real_bytes(tmp_path):
-  workload = workloads.build("video", source="carphone", max_segments=3)
+  # The oracle's grid at 2 QPs (20 and 36): 24 configurations a segment.
+  workload = workloads.build("video", source="carphone", max_segments=3, qp_stride=8)
   results = experiment.run(workload, tmp_path, lambdas=(), budgets=(1200.0,),
                            methods=("oneadapt", "oracle"), static=False, progress=False,
                            verbose=False)

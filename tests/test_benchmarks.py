@@ -45,6 +45,18 @@ def test_pedestrian_tiling_runs_and_writes_json(tmp_path):
 
 
 @pytest.mark.slow
+def test_memory_runs_and_writes_json(tmp_path):
+  import memory
+
+  rows = memory.main(["--clip", "carphone", "--lengths", "2", "--out", str(tmp_path)])
+  assert [r["segments"] for r in rows] == [None, None, 2]
+  # The streamed segments are the clip's whole seconds (a tail shorter than one is dropped).
+  assert 0 < rows[1]["frame_gib"] <= rows[0]["frame_gib"]
+  assert all(r["peak_gib"] > 0 for r in rows)
+  assert json.loads((tmp_path / "memory.json").read_text())["rows"] == rows
+
+
+@pytest.mark.slow
 def test_server_overhead_runs_and_writes_json(tmp_path):
   import server_overhead
 

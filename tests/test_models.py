@@ -82,7 +82,7 @@ def test_handwritten_architecture_matches_litert(name):
   size = (net.input_size, net.input_size)
   _check_against_litert(name, jax.jit(lambda x: net(x)), size)
   x = jnp.full((2, 1) + size + (3,), 0.5)
-  grad = jax.grad(lambda x: jnp.sum(jax.vmap(net)(x)[output]))(x)
+  grad = jax.jit(jax.grad(lambda x: jnp.sum(jax.vmap(net)(x)[output])))(x)  # one compile
   assert grad.shape == x.shape and bool(jnp.all(jnp.isfinite(grad)))
   assert float(jnp.abs(grad).max()) > 0
 
@@ -124,11 +124,13 @@ def test_face_mesh_runs_on_the_detected_face_like_mediapipe():
   carphone = data.clip_segments("carphone")[1].as_float()
   astronaut = transform.resize(skdata.astronaut() / 255.0, (301, 257)).astype(np.float32)
   mesh = _litert("face_landmark")
+  run, detect = jax.jit(lambda x: model(x)), jax.jit(lambda x: model.detector(x))
+  crop_of = jax.jit(lambda x, roi: model.crop(x, roi))  # op by op, each primitive compiles
   for frame in (carphone[0], carphone[6, :143, 1:], astronaut):
-    ours = jax.jit(lambda x: model(x))(jnp.asarray(frame[None]))
+    ours = run(jnp.asarray(frame[None]))
     cx, cy, side, angle = np.asarray(ours["roi"][0], np.float64)
     # The region follows the detector's top face, decoded in NumPy.
-    raw = jax.tree.map(lambda a: a[0], model.detector(jnp.asarray(frame[None])))
+    raw = jax.tree.map(lambda a: a[0], detect(jnp.asarray(frame[None])))
     face = models.postprocess("blazeface_short", model.detector, raw, frame.shape[:2])
     x0, y0, x1, y1 = face.boxes[0]
     np.testing.assert_allclose([cx, cy], [(x0 + x1) / 2, (y0 + y1) / 2], atol=0.03 * side)
@@ -140,7 +142,7 @@ def test_face_mesh_runs_on_the_detected_face_like_mediapipe():
     crop = transform.warp(frame, lambda xy, roi=roi: _crop_to_frame(roi, xy + 0.5) - 0.5,
                           output_shape=(192, 192), order=1, mode="constant",
                           cval=0.0).astype(np.float32)
-    np.testing.assert_allclose(np.asarray(model.crop(jnp.asarray(frame[None]), ours["roi"]))[0],
+    np.testing.assert_allclose(np.asarray(crop_of(jnp.asarray(frame[None]), ours["roi"]))[0],
                                crop, atol=1e-5)
     mesh.set_tensor(mesh.get_input_details()[0]["index"], crop[None])
     mesh.invoke()
@@ -170,17 +172,19 @@ def test_input_gradients_are_finite_and_vmap_matches(name, proxy):
   grad = jax.jit(jax.grad(lambda x: proxy(model(x))))(frames)
   assert grad.shape == frames.shape and bool(jnp.all(jnp.isfinite(grad)))
   assert float(jnp.abs(grad).max()) > 0
-  batched = jax.vmap(lambda x: proxy(model(x)))(frames[:, None])
-  single = jnp.stack([proxy(model(frames[i:i + 1])) for i in range(2)])
+  # Jitted both ways: op by op, the model's hundreds of primitives each compile alone.
+  batched = jax.jit(jax.vmap(lambda x: proxy(model(x))))(frames[:, None])
+  one = jax.jit(lambda x: proxy(model(x)))
+  single = jnp.stack([one(frames[i:i + 1]) for i in range(2)])
   np.testing.assert_allclose(batched, single, rtol=1e-4, atol=1e-5)
 
 
 def test_segmentation_mask_and_landmarks_have_frame_geometry():
   frames = jnp.asarray(data.clip_segments("carphone")[0].as_float()[:1])
-  mask = models.load("selfie_segmentation")(frames)["mask"]
+  mask = jax.jit(models.load("selfie_segmentation"))(frames)["mask"]
   assert mask.shape == (1, 144, 176) and float(mask.min()) >= 0 and float(mask.max()) <= 1
   assert 0.05 < float((mask > 0.5).mean()) < 0.95  # the man in the car fills part of the frame
-  mesh = models.load("face_landmark")(frames)
+  mesh = jax.jit(models.load("face_landmark"))(frames)
   assert mesh["landmarks"].shape == (1, 468, 3)
   xy = np.asarray(mesh["landmarks"][0, :, :2])
   assert xy[:, 0].min() >= 0 and xy[:, 0].max() <= 176 and xy[:, 1].max() <= 144

@@ -60,7 +60,8 @@ def test_the_gradient_is_the_decoded_frames_dnngrad_through_the_cameras_vjp(coun
                          qp=config["qp"], preset=workload.preset)
   decoded = jnp.asarray(encoded.as_float()[9:10])
   model = workload.model
-  reference_value, dnn_grad = jax.value_and_grad(lambda x: proxies.detection(model(x)))(decoded)
+  reference_value, dnn_grad = jax.jit(jax.value_and_grad(
+      lambda x: proxies.detection(model(x))))(decoded)
   _, pullback = jax.vjp(lambda s: workload.knob.apply(s, raw)[9:10], setting)
   (expected,) = pullback(dnn_grad)
   assert float(value) == pytest.approx(float(reference_value), rel=1e-4)

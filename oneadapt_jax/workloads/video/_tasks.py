@@ -84,6 +84,7 @@ def default_model(task: str, source: str) -> str:
 
 def per_frame(task: Task, model, outputs: dict, frame_size: tuple[int, int]) -> list:
   """Post-processes a segment's outputs (leading axis = frames) frame by frame."""
+  outputs = jax.tree.map(np.asarray, outputs)  # one transfer; indexing a jax.Array dispatches
   count = jax.tree.leaves(outputs)[0].shape[0]
-  return [task.post(model, jax.tree.map(lambda a: np.asarray(a[i]), outputs), frame_size)
+  return [task.post(model, jax.tree.map(lambda a: a[i], outputs), frame_size)
           for i in range(count)]
