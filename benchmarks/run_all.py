@@ -31,6 +31,7 @@ BENCHMARKS = {
     "throughput": ([], ["--repeats", "1", "--sizes", "carphone", "--lengths", "5"]),
     "pedestrian_tiling": ([], ["--every", "40", "--grids", "1x1", "--repeats", "1"]),
     "gradient_scale": ([], ["--clip", "carphone", "--max-segments", "2"]),
+    "memory": ([], ["--clip", "carphone", "--lengths", "2"]),
 }
 
 

@@ -1,0 +1,88 @@
+"""Peak resident memory of `oneadapt run` on a long clip, against the clip's length.
+
+Each run is a fresh process (`python -m oneadapt_jax run --clip CLIP --max-segments N ...`),
+its peak resident set size taken from the kernel when it exits (`os.wait4`'s `ru_maxrss`), so
+what is measured is everything the process held at its peak: JAX and its compiled programs, the
+models, the decoded segments, every cache. The segments are decoded as they are read
+(`oneadapt_jax.data.ClipSegments`), so the figure should not grow with N. For scale, the same
+clip read whole (`data.read_video`, the frames alone) and streamed segment by segment are
+measured the same way.
+
+    python benchmarks/memory.py [--clip vtest] [--lengths 10 40 79] [--methods oneadapt]
+
+Prints a table with the machine and writes `memory.json`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import tempfile
+import time
+
+from _common import machine  # benchmarks/ runs as a script folder
+
+_READ_WHOLE = ("import sys; from oneadapt_jax import data; "
+               "frames, _ = data.read_video(data.clip_path(sys.argv[1]), fps=10, progress=False); "
+               "print(frames.nbytes)")
+_READ_STREAMED = ("import sys; from oneadapt_jax import data; "
+                  "print(sum(s.frames.nbytes for s in data.clip_segments(sys.argv[1])))")
+
+
+def peak_rss(command: list[str]) -> tuple[float, float, str]:
+  """Runs `command`; its peak resident memory (GiB), wall time (s) and last output line."""
+  start = time.perf_counter()
+  process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+  output = process.stdout.read()
+  _, status, usage = os.wait4(process.pid, 0)
+  process.returncode = os.waitstatus_to_exitcode(status)
+  if process.returncode:
+    raise RuntimeError(f"{' '.join(command)} failed ({process.returncode}):\n{output[-3000:]}")
+  lines = output.strip().splitlines() or [""]
+  return usage.ru_maxrss / 2**20, time.perf_counter() - start, lines[-1]  # ru_maxrss: KiB
+
+
+def main(argv=None) -> list[dict]:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--clip", default="vtest")
+  parser.add_argument("--lengths", type=int, nargs="+", default=[10, 40, 79],
+                      help="segments of the clip each run adapts over")
+  parser.add_argument("--methods", nargs="+", default=["oneadapt"])
+  parser.add_argument("--lam", type=float, default=0.3)
+  parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("results/benchmarks"))
+  args = parser.parse_args(argv)
+  python = sys.executable
+  rows = []
+  for label, code in (("read whole (frames only)", _READ_WHOLE),
+                      ("streamed (frames only)", _READ_STREAMED)):
+    gib, seconds, last = peak_rss([python, "-c", code, args.clip])
+    rows.append({"what": label, "segments": None, "peak_gib": gib, "seconds": seconds,
+                 "frame_gib": int(last) / 2**30})
+  with tempfile.TemporaryDirectory() as tmp:
+    for n in args.lengths:
+      command = [python, "-m", "oneadapt_jax", "run", "--clip", args.clip, "--max-segments",
+                 str(n), "--methods", *args.methods, "--lambda", str(args.lam), "--no-static",
+                 "--no-progress", "--out", str(pathlib.Path(tmp) / f"n{n}")]
+      gib, seconds, _ = peak_rss(command)
+      rows.append({"what": f"oneadapt run ({', '.join(args.methods)})", "segments": n,
+                   "peak_gib": gib, "seconds": seconds, "frame_gib": None})
+  print(f"# Peak resident memory, {args.clip}, lambda {args.lam}; {machine()}")
+  print(f"{'what':>32} {'segments':>8} {'peak RSS (GiB)':>14} {'frames (GiB)':>12} "
+        f"{'wall (s)':>8}")
+  for r in rows:
+    segments = "" if r["segments"] is None else r["segments"]
+    frames = "" if r["frame_gib"] is None else f"{r['frame_gib']:.2f}"
+    print(f"{r['what']:>32} {segments:>8} {r['peak_gib']:>14.2f} {frames:>12} "
+          f"{r['seconds']:>8.0f}")
+  args.out.mkdir(parents=True, exist_ok=True)
+  (args.out / "memory.json").write_text(json.dumps(
+      {"machine": machine(), "clip": args.clip, "lambda": args.lam, "rows": rows}, indent=1))
+  return rows
+
+
+if __name__ == "__main__":
+  main()
