@@ -1,7 +1,7 @@
 """Peak resident memory of `oneadapt run` on a long clip, against the clip's length.
 
-Each run is a fresh process (`python -m oneadapt_jax run --clip CLIP --max-segments N ...`),
-its peak resident set size taken from the kernel when it exits (`os.wait4`'s `ru_maxrss`), so
+Each run is a fresh process (`oneadapt run --clip CLIP --max-segments N ...`), its peak
+resident set size read from the kernel as it exits (`VmHWM` in `/proc/self/status`), so
 what is measured is everything the process held at its peak: JAX and its compiled programs, the
 models, the decoded segments, every cache. The segments are decoded as they are read
 (`oneadapt_jax.data.ClipSegments`), so the figure should not grow with N. For scale, the same
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import pathlib
 import subprocess
 import sys
@@ -32,18 +31,33 @@ _READ_WHOLE = ("import sys; from oneadapt_jax import data; "
 _READ_STREAMED = ("import sys; from oneadapt_jax import data; "
                   "print(sum(s.frames.nbytes for s in data.clip_segments(sys.argv[1])))")
 
+_CLI = "import sys; from oneadapt_jax import cli; sys.exit(cli.main(sys.argv[1:]))"
+
+# The child reports its own high-water mark (`VmHWM`) as it exits. The kernel's `ru_maxrss` of a
+# child is no good here: exec keeps the larger of it and the forking parent's, so under pytest
+# every row read as the parent's 1.5 GiB.
+_REPORT = ("import atexit, sys\n"
+           "def _report():\n"
+           "    for line in open('/proc/self/status'):\n"
+           "        if line.startswith('VmHWM:'):\n"
+           "            sys.stderr.write('VmHWM ' + line.split()[1] + '\\n')\n"
+           "atexit.register(_report)\n")
+
 
 def peak_rss(command: list[str]) -> tuple[float, float, str]:
-  """Runs `command`; its peak resident memory (GiB), wall time (s) and last output line."""
+  """Runs `python -c CODE ARGS...` (`command`); its peak resident memory (GiB), wall time (s)
+  and the last line it printed."""
+  python, flag, code, *args = command
+  assert flag == "-c", command
   start = time.perf_counter()
-  process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-  output = process.stdout.read()
-  _, status, usage = os.wait4(process.pid, 0)
-  process.returncode = os.waitstatus_to_exitcode(status)
-  if process.returncode:
-    raise RuntimeError(f"{' '.join(command)} failed ({process.returncode}):\n{output[-3000:]}")
-  lines = output.strip().splitlines() or [""]
-  return usage.ru_maxrss / 2**20, time.perf_counter() - start, lines[-1]  # ru_maxrss: KiB
+  result = subprocess.run([python, "-c", _REPORT + code, *args], capture_output=True, text=True,
+                          check=False)
+  if result.returncode:
+    raise RuntimeError(f"{' '.join(command)} failed ({result.returncode}):\n"
+                       f"{(result.stdout + result.stderr)[-3000:]}")
+  marks = [line.split()[1] for line in result.stderr.splitlines() if line.startswith("VmHWM ")]
+  lines = result.stdout.strip().splitlines() or [""]
+  return int(marks[-1]) / 2**20, time.perf_counter() - start, lines[-1]  # VmHWM is in kB
 
 
 def main(argv=None) -> list[dict]:
@@ -64,9 +78,10 @@ def main(argv=None) -> list[dict]:
                  "frame_gib": int(last) / 2**30})
   with tempfile.TemporaryDirectory() as tmp:
     for n in args.lengths:
-      command = [python, "-m", "oneadapt_jax", "run", "--clip", args.clip, "--max-segments",
-                 str(n), "--methods", *args.methods, "--lambda", str(args.lam), "--no-static",
-                 "--no-progress", "--out", str(pathlib.Path(tmp) / f"n{n}")]
+      run = ["run", "--clip", args.clip, "--max-segments", str(n), "--methods", *args.methods,
+             "--lambda", str(args.lam), "--no-static", "--no-progress", "--out",
+             str(pathlib.Path(tmp) / f"n{n}")]
+      command = [python, "-c", _CLI, *run]
       gib, seconds, _ = peak_rss(command)
       rows.append({"what": f"oneadapt run ({', '.join(args.methods)})", "segments": n,
                    "peak_gib": gib, "seconds": seconds, "frame_gib": None})
