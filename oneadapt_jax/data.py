@@ -232,21 +232,19 @@ class _Reader:
     with self._lock:
       if self._frames is None or not self._next <= first or self._next < key:
         self._seek(key)
-      try:
-        return self._decode(wanted)
-      except _Missed:
-        if key == 0:
-          raise VideoError(f"{self.path}: frames {wanted} were not decoded where their packets "
-                           f"are; read the file with read_video instead") from None
-        self._seek(0)  # a seek that landed past the keyframe: decode from the start instead
+      # A seek that lands past its keyframe misses the frames: decode from the start instead.
+      for retry in ([] if key == 0 else [0]) + [None]:
         try:
           return self._decode(wanted)
         except _Missed:
-          raise VideoError(f"{self.path}: frames {wanted} were not decoded where their packets "
-                           f"are; read the file with read_video instead") from None
-      except av.error.FFmpegError as err:
-        self._frames = None
-        raise VideoError(f"{self.path}: decoding failed near frame {self._next} ({err})") from err
+          if retry is None:
+            raise VideoError(f"{self.path}: frames {wanted} were not decoded where their "
+                             f"packets are; read the file with read_video instead") from None
+          self._seek(retry)
+        except av.error.FFmpegError as err:
+          self._frames = None
+          raise VideoError(f"{self.path}: decoding failed near frame {self._next} "
+                           f"({err})") from err
 
   def _decode(self, wanted: list[int]) -> dict[int, np.ndarray]:
     out: dict[int, np.ndarray] = {}
@@ -277,12 +275,6 @@ class _Reader:
     self._container.seek(self.pts[key], stream=stream, backward=True, any_frame=False)
     self._frames = self._container.decode(stream)
     self._next = key
-
-  def close(self):
-    with self._lock:
-      if self._container is not None:
-        self._container.close()
-      self._container = self._frames = None
 
 
 class ClipSegments(Sequence):
