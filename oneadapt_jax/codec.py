@@ -129,7 +129,7 @@ def _roi_rectangles(roi_qp: np.ndarray, base_qp: float, size: tuple[int, int]):
 def _encode_uncached(frames, *, resolution, qp, sent, roi_qp, preset):
   import av
 
-  num, height, width, _ = frames.shape
+  height, width = frames.shape[1:3]
   size = encoded_size(height, width, resolution)
   encoder = av.CodecContext.create("libx264", "w")
   encoder.width, encoder.height = size[1], size[0]
@@ -170,30 +170,40 @@ def _encode_uncached(frames, *, resolution, qp, sent, roi_qp, preset):
     packets.extend(encoder.encode(picture))
   packets.extend(encoder.encode(None))
   bitstream = b"".join(bytes(p) for p in packets)
+  out = _decode(bitstream, sent, height, width)
+  sent.setflags(write=False)
+  return Encoding(bitstream, out, size, sent, float(qp), preset)
+
+
+def _decode(bitstream: bytes, sent: np.ndarray, height: int, width: int) -> np.ndarray:
+  """What the server decodes from `bitstream`: `uint8 [T, height, width, 3]`, scaled back to the
+  input's size, every dropped frame holding the last sent one. H.264 decoding is bit-exact, so
+  decoding the same bytes again gives the same frames (the cache keeps only the bytes)."""
+  import av
 
   decoder = av.CodecContext.create("h264", "r")
   decoded = []
-  for packet in packets + [None]:
+  for packet in decoder.parse(bitstream) + decoder.parse(None) + [None]:
     for picture in decoder.decode(packet):
       decoded.append(picture.reformat(width=width, height=height, format="rgb24",
                                       interpolation="BILINEAR").to_ndarray())
   if len(decoded) != sent.sum():
     raise RuntimeError(f"x264 round trip decoded {len(decoded)} of {sent.sum()} frames")
-  source = np.maximum.accumulate(np.where(sent, np.arange(num), 0))
+  source = np.maximum.accumulate(np.where(sent, np.arange(len(sent)), 0))
   held = np.cumsum(sent) - 1  # position of each frame's source among the decoded frames
   out = np.stack(decoded)[held[source]]
   out.setflags(write=False)
-  sent.setflags(write=False)
-  return Encoding(bitstream, out, size, sent, float(qp), preset)
+  return out
 
 
-_CACHE: collections.OrderedDict[str, Encoding] = collections.OrderedDict()
+#: The cache keeps each encode's bytes, not its decoded frames, and decodes them again on a hit
+#: (bit-exact; a decode costs a few percent of an encode), so what it holds is the size of the
+#: bitstreams: a 768x576 segment decodes to 13 MB but codes to 5 to 500 kB. At most this many
+#: segments and this many bytes of bitstream (least recently used dropped first).
+CACHE_ITEMS = 4096
+CACHE_BYTES = 256 << 20
+_CACHE: collections.OrderedDict[str, tuple] = collections.OrderedDict()
 _CACHE_LOCK = threading.Lock()
-#: The cache keeps at most this many segments and this many bytes of decoded frames (least
-#: recently used dropped first): a 768x576 segment of 10 frames decodes to 13 MB, so an item
-#: bound alone let a long vtest bench grow past 10 GB.
-CACHE_ITEMS = 512
-CACHE_BYTES = 2 << 30
 _ENCODES_RUN = 0
 
 
@@ -248,9 +258,13 @@ def encode(frames, *, resolution: float = 1.0, qp: float = 23, fps: float | None
   digest.update(repr(key_parts).encode())
   key = digest.hexdigest()
   with _CACHE_LOCK:
-    if cache and key in _CACHE:
+    hit = _CACHE.get(key) if cache else None
+    if hit is not None:
       _CACHE.move_to_end(key)
-      return _CACHE[key]
+  if hit is not None:
+    bitstream, size, sent, qp, preset = hit
+    return Encoding(bitstream, _decode(bitstream, sent, *frames.shape[1:3]), size, sent, qp,
+                    preset)
   result = _encode_uncached(frames, resolution=resolution, qp=qp, sent=sent.copy(),
                             roi_qp=roi_qp, preset=preset)
   global _ENCODES_RUN
@@ -258,10 +272,10 @@ def encode(frames, *, resolution: float = 1.0, qp: float = 23, fps: float | None
     _ENCODES_RUN += 1
     if not cache:
       return result
-    _CACHE[key] = result
-    held = sum(e.frames.nbytes for e in _CACHE.values())
+    _CACHE[key] = (result.bitstream, result.encoded_size, result.sent, result.qp, result.preset)
+    held = sum(len(item[0]) for item in _CACHE.values())
     while len(_CACHE) > 1 and (len(_CACHE) > CACHE_ITEMS or held > CACHE_BYTES):
-      held -= _CACHE.popitem(last=False)[1].frames.nbytes
+      held -= len(_CACHE.popitem(last=False)[1][0])
   return result
 
 

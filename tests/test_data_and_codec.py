@@ -136,7 +136,12 @@ def test_encode_round_trips_with_exact_bytes_and_is_deterministic(bikes):
   codec._CACHE.clear()
   again = codec.encode(bikes.frames, qp=30)
   assert again.bitstream == first.bitstream
-  assert codec.encode(bikes.frames, qp=30) is again  # cached by content
+  before = codec.encodes_run()
+  hit = codec.encode(bikes.frames, qp=30)  # cached by content: the bytes, decoded again
+  assert codec.encodes_run() == before
+  assert hit.bitstream == first.bitstream and hit.encoded_size == first.encoded_size
+  np.testing.assert_array_equal(hit.frames, first.frames)
+  np.testing.assert_array_equal(hit.sent, first.sent)
 
 
 def test_bytes_fall_as_qp_rises_and_with_resolution_and_frame_rate(bikes):
@@ -216,13 +221,13 @@ def test_bracket_gives_the_neighbouring_rungs():
 
 
 def test_the_encode_cache_is_bounded_in_bytes(bikes, monkeypatch):
+  sizes = {qp: codec.encode(bikes.frames, qp=qp, cache=False).num_bytes for qp in (41, 42, 43, 44)}
   codec._CACHE.clear()
-  one = codec.encode(bikes.frames, qp=40).frames.nbytes
-  monkeypatch.setattr(codec, "CACHE_BYTES", int(2.5 * one))
-  for qp in (41, 42, 43, 44):
+  monkeypatch.setattr(codec, "CACHE_BYTES", sizes[43] + sizes[44])
+  for qp in sizes:
     codec.encode(bikes.frames, qp=qp)
-  assert len(codec._CACHE) == 2  # the two most recent
-  assert sum(e.frames.nbytes for e in codec._CACHE.values()) <= 2.5 * one
+  assert len(codec._CACHE) == 2  # the two most recent: it holds bitstreams, not frames
+  assert sum(len(item[0]) for item in codec._CACHE.values()) == sizes[43] + sizes[44]
   before = codec.encodes_run()
   codec.encode(bikes.frames, qp=44)  # still held
   assert codec.encodes_run() == before
