@@ -37,6 +37,10 @@ from knobs._base import ladder_to_physical as ladder_to_physical
 from knobs._base import scale_cost as scale_cost
 from knobs._codec import quantization as quantization
 from knobs._codec import roi_quality as roi_quality
+from knobs._depth import check_depth as check_depth
+from knobs._depth import depth_codes as depth_codes
+from knobs._depth import depth_levels as depth_levels
+from knobs._depth import depth_quantization as depth_quantization
 from knobs._points import PointCloud as PointCloud
 from knobs._points import check_points as check_points
 from knobs._points import point_density as point_density
@@ -60,12 +64,16 @@ __all__ = (
     "bit_depth",
     "chain",
     "check_audio",
+    "check_depth",
     "check_points",
     "check_video",
     "chunk_drop",
     "chunk_ids",
     "chunk_levels",
     "chunks_sent",
+    "depth_codes",
+    "depth_levels",
+    "depth_quantization",
     "frame_filter",
     "frame_filter_sent",
     "frame_rate",

@@ -139,3 +139,19 @@ def check_knob(knob: Knob, data=None) -> None:
       position = np.asarray(leaf) * (len(values) - 1)
       if not np.allclose(position, np.round(position), atol=1e-5):
         raise AssertionError(f"{name}.round({level}) = {leaf} is not on a rung")
+
+
+def depth_clip(height: int = 19, width: int = 27) -> jax.Array:
+  """A depth-video-like `float32 [4, H, W, 1]` in `[0, 1]` (odd sizes on purpose): a ground plane
+  whose range grows towards the top rows, a nearer block that moves a column a frame, and no
+  return (0) in the top rows and a few scattered pixels."""
+  y, x = np.meshgrid(np.linspace(0, 1, height), np.linspace(0, 1, width), indexing="ij")
+  frames = []
+  for t in range(4):
+    plane = 0.2 + 0.5 * (1 - y) + 0.01 * np.sin(13 * x)
+    block = (np.abs(x - 0.3 - 0.04 * t) < 0.15) & (np.abs(y - 0.6) < 0.2)
+    plane = np.where(block, 0.25 + 0.02 * y, plane)
+    plane[: max(1, height // 6)] = 0.0
+    plane[(np.arange(height)[:, None] * 7 + np.arange(width) * 3 + t) % 23 == 0] = 0.0
+    frames.append(plane)
+  return jnp.asarray(np.stack(frames)[..., None], jnp.float32)

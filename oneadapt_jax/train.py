@@ -13,6 +13,10 @@ initialisation, the noise and the batch order.
 - `pointnet`: `models.PointNet` per-point ground classification on the autzen LiDAR tiles
   (`oneadapt_jax.lidar`) west of the split line, with random rotations about z, flips and, for
   half the tiles, random thinning to a density of 0.2..1; held out: the tiles east of it.
+- `depthseg`: `models.DepthSeg` per-pixel ground segmentation of depth frames rendered over the
+  survey's west (`oneadapt_jax.depth.training_poses`), half of each batch through the real depth
+  sender (`oneadapt_jax.workloads.depth.send`) at a random configuration; held out: the stream's
+  frames over the east, at the best quality, against the true classes.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ import knobs
 import models
 from models import trained
 
-__all__ = ("ensure", "train", "train_kws", "train_pointnet")
+__all__ = ("ensure", "train", "train_depthseg", "train_kws", "train_pointnet")
 
 
 def _fit(model, batches, loss_fn, *, steps: int, learning_rate: float, progress: bool, desc: str):
@@ -164,7 +168,70 @@ def train_pointnet(seed: int = 0, *, steps: int = 800, batch: int = 8, progress:
   return model, info
 
 
-TRAINERS = {"kws": train_kws, "pointnet": train_pointnet}
+def _miou(predicted: np.ndarray, truth: np.ndarray, classes: int = 2) -> float:
+  """mIoU over `classes` of two label arrays (a class absent from both counts as 1)."""
+  scores = []
+  for k in range(classes):
+    union = np.sum((predicted == k) | (truth == k))
+    scores.append(1.0 if union == 0 else np.sum((predicted == k) & (truth == k)) / union)
+  return float(np.mean(scores))
+
+
+def train_depthseg(seed: int = 0, *, steps: int = 600, batch: int = 16, frames: int = 1200,
+                   progress: bool = True):
+  """Trains the depth ground segmenter; returns `(model, info)` with the held-out pixel
+  accuracy and mIoU (ground, not ground) on the stream's frames east of the split line."""
+  from oneadapt_jax import depth
+  from oneadapt_jax.workloads import depth as sent_depth
+
+  rng = np.random.default_rng(seed)
+  poses = depth.training_poses(rng, frames)
+  depths, classes = depth.render_flight(poses)
+  images = depths[..., None].astype(np.float32) / 65535
+  ladders = sent_depth.knob_chain().values
+  model = models.DepthSeg(rngs=nnx.Rngs(seed))
+
+  def batches(i):
+    pick = rng.choice(len(images), batch, replace=False)
+    x = images[pick].copy()
+    # Half the frames come through the real sender at a random configuration (one frame: the
+    # frame rate does not apply), as the server receives them.
+    for j in np.flatnonzero(rng.uniform(size=batch) < 0.5):
+      config = {name: float(rng.choice(values)) for name, values in ladders.items()}
+      config["frame_rate"] = depth.FPS
+      x[j] = depth.send(x[j:j + 1], config).frames[0]
+    flip = rng.uniform(size=batch) < 0.5  # mirror images: the same scenes, seen otherwise
+    x[flip] = x[flip, :, ::-1]
+    y = classes[pick].copy()
+    y[flip] = y[flip, :, ::-1]
+    return jnp.asarray(x), jnp.asarray(y.astype(np.int32))
+
+  def loss_fn(model, x, y):
+    valid = (y != depth.NO_RETURN).astype(jnp.float32)
+    losses = optax.softmax_cross_entropy_with_integer_labels(model(x), jnp.where(valid > 0, y, 0))
+    return jnp.sum(losses * valid) / jnp.maximum(jnp.sum(valid), 1.0)
+
+  start = time.perf_counter()
+  _fit(model, batches, loss_fn, steps=steps, learning_rate=3e-3, progress=progress,
+       desc="training depthseg")
+  held_depth, held_classes = depth.stream()
+  east = depth.held_out(depth.stream_poses())
+  predict = jax.jit(lambda x: jnp.argmax(model(x), -1))
+  predicted = np.asarray(predict(jnp.asarray(held_depth[east, ..., None] / 65535, jnp.float32)))
+  truth = held_classes[east]
+  valid = truth != depth.NO_RETURN
+  info = {"seed": seed, "steps": steps, "batch": batch, "training_frames": frames,
+          "classes": ["not ground", "ground"], "held_out_frames": int(east.sum()),
+          "held_out_pixels": int(valid.sum()),
+          "held_out_accuracy": float(np.mean(predicted[valid] == truth[valid])),
+          "held_out_majority_accuracy": float(max(np.mean(truth[valid] == 1),
+                                                  np.mean(truth[valid] == 0))),
+          "held_out_miou": _miou(predicted[valid], truth[valid]),
+          "train_seconds": round(time.perf_counter() - start, 1)}
+  return model, info
+
+
+TRAINERS = {"kws": train_kws, "pointnet": train_pointnet, "depthseg": train_depthseg}
 
 
 def train(name: str, seed: int = 0, *, progress: bool = True) -> dict:

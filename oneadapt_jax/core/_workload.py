@@ -302,6 +302,11 @@ class SentWorkload(WorkloadBase):
     """`(what the server receives of segment index at config, bytes sent)`: the real sender."""
     raise NotImplementedError
 
+  def send_counted(self, index: int, config: Config) -> tuple[Any, int, int]:
+    """`send` and the frames the server runs the model on (default 1: the whole segment is one
+    forward pass; a stream whose held frames reuse a result counts the frames sent)."""
+    return (*self.send(index, config), 1)
+
   def sent(self, index, config, frames):
     del frames  # one forward pass covers the whole segment
     received, num_bytes = self.send(index, config)
@@ -311,7 +316,7 @@ class SentWorkload(WorkloadBase):
               ) -> tuple[Any, Outcome]:
     """The model on what was sent (`keep`: run it through `jax.vjp` and keep its pullback for
     `server_vjp`)."""
-    received, num_bytes = self.send(index, config)
+    received, num_bytes, frames_sent = self.send_counted(index, config)
     received = jax.tree.map(jnp.asarray, received)
     if keep is None:
       outputs = self._infer(received)
@@ -319,4 +324,4 @@ class SentWorkload(WorkloadBase):
       outputs, pullback = jax.vjp(self._infer, received)
       self.keep_pullback(index, config, keep, ServerVjp(received, outputs, pullback, 0))
     accuracy = self.metric(np.asarray(outputs), self.references[index])
-    return outputs, self.remember(index, config, Outcome(accuracy, num_bytes, 1))
+    return outputs, self.remember(index, config, Outcome(accuracy, num_bytes, frames_sent))

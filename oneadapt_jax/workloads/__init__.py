@@ -8,6 +8,7 @@ adding a kind of stream is one folder that implements the protocol and one line 
 | `video` | detection, segmentation, keypoints on a clip, x264 | `task`, `source`, `proxy`, `max_segments`, ... |
 | `audio` | keyword spotting on espeak-ng speech, PCM | `max_segments`, `seed` |
 | `lidar` | ground classification on autzen tiles, LAZ | `max_segments` |
+| `depth` | ground segmentation of depth video rendered over autzen, FFV1 | `max_segments` |
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ REGISTRY: dict[str, str] = {
     "video": "oneadapt_jax.workloads.video",
     "audio": "oneadapt_jax.workloads.audio",
     "lidar": "oneadapt_jax.workloads.lidar",
+    "depth": "oneadapt_jax.workloads.depth",
 }
 
 
