@@ -32,6 +32,7 @@ BENCHMARKS = {
     "pedestrian_tiling": ([], ["--every", "40", "--grids", "1x1", "--repeats", "1"]),
     "gradient_scale": ([], ["--clip", "carphone", "--max-segments", "2"]),
     "memory": ([], ["--clip", "carphone", "--lengths", "2"]),
+    "depth_codec": ([], ["--segments", "0"]),
 }
 
 

@@ -292,11 +292,21 @@ def send(frames: np.ndarray, config, *, source_fps: float = FPS) -> Sent:
 
   frames = np.asarray(frames)
   knobs.check_depth(frames)
+  missing = {"resolution", "frame_rate", "depth_quantization"} - set(config)
+  if missing:
+    raise ValueError(f"a depth configuration needs {', '.join(sorted(missing))}; got {config}")
   num, height, width, _ = frames.shape
-  bits = round(float(config["depth_quantization"]))
+  bits, rate = round(float(config["depth_quantization"])), float(config["frame_rate"])
+  resolution = float(config["resolution"])
+  if not 2 <= bits <= 16:
+    raise ValueError(f"depth_quantization must be 2 to 16 bits, got {config['depth_quantization']}")
+  if not 0 < rate <= source_fps:
+    raise ValueError(f"frame_rate must be in (0, {source_fps:g}] fps, got {rate:g}")
+  if not 0 < resolution <= 1:
+    raise ValueError(f"resolution must be in (0, 1], got {resolution:g}")
   levels = 2 ** bits - 1
-  sent = np.asarray(knobs.frames_sent(num, float(config["frame_rate"]) / source_fps))
-  size = coded_size(height, width, float(config["resolution"]))
+  sent = np.asarray(knobs.frames_sent(num, rate / source_fps))
+  size = coded_size(height, width, resolution)
   millimetres = np.round(frames[..., 0] * 65535).astype(np.uint16)
   small = [_resize(millimetres[t], size, "AREA") for t in np.flatnonzero(sent)]
   codes = np.stack([np.round(s / 65535 * levels).astype(np.uint16) for s in small])

@@ -99,6 +99,16 @@ def test_ffv1_is_lossless_and_its_bytes_fall_with_bits_resolution_and_rate():
     cheaper = depth.send(segment, {**best, name: lower})
     assert cheaper.num_bytes < 0.75 * full.num_bytes, name
   assert depth.send(segment, {**best, "frame_rate": 5.0}).sent.sum() == 5
+  for bad, message in (({**best, "depth_quantization": 17.0}, "2 to 16 bits"),
+                       ({**best, "frame_rate": 20.0}, "frame_rate"),
+                       ({**best, "resolution": 0.0}, "resolution"),
+                       ({"resolution": 1.0}, "needs depth_quantization, frame_rate")):
+    with pytest.raises(ValueError, match=message):
+      depth.send(segment, bad)
+  with pytest.raises(ValueError, match="NaN"):
+    depth.send(np.full_like(segment, np.nan), best)
+  with pytest.raises(ValueError, match="channels|shape"):
+    depth.send(np.repeat(segment, 3, axis=-1), best)
 
 
 @pytest.mark.parametrize("bits", [4.0, 10.0])
