@@ -46,12 +46,16 @@ PIXEL_FLOOR = 1.0
 
 
 def depth_levels(bits):
-  """`2^b - 1`, the largest code at `b` bits (JAX; exact on the rungs)."""
+  """`2^b - 1`, the largest code at `b` bits (JAX): exact on the rungs in value, `2^b - 1` in
+  gradient everywhere."""
   # On a rung the level count must be exact (XLA's float32 exp2(16) is a hair off 65536), and a
-  # rung's float32 interpolation lands a hair off the integer.
+  # rung's float32 interpolation lands a hair off the integer; the exact value carries no
+  # gradient (it is a function of round(b)), so it is applied straight through.
+  smooth = jnp.exp2(bits) - 1.0
   whole = jnp.round(bits)
   exact = jnp.ldexp(jnp.ones_like(bits), whole.astype(jnp.int32)) - 1.0
-  return jnp.where(jnp.abs(bits - whole) < 1e-3, exact, jnp.exp2(bits) - 1.0)
+  return smooth + jax.lax.stop_gradient(jnp.where(jnp.abs(bits - whole) < 1e-3, exact, smooth)
+                                        - smooth)
 
 
 def median_residual(codes):

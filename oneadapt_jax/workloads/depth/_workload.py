@@ -42,16 +42,17 @@ def stream_bytes(resolution: knobs.Knob, frame_rate: knobs.Knob, quantization: k
       frames sent x (FRAME_OVERHEAD + (s H) (s W) x bits a pixel / 8),
 
   with the frames sent the frame rate's own count, `s` the scale, and the bits a pixel
-  `PIXEL_FLOOR + mean log2(1 + |r| / s)` over the low-passed frame's median-prediction residual
-  `r` at `b` bits (`knobs.depth_quantization`): a coded pixel's neighbours lie `1 / s` pixels
-  apart, so its residual is the full-size one over `s`."""
+  `PIXEL_FLOOR + mean log2(1 + |r| / s)` over the median-prediction residual `r` of the frames
+  at `b` bits (`knobs.depth_quantization`): a coded pixel's neighbours lie `1 / s` pixels apart,
+  so its residual is about the full-size one over `s`. The residual is taken on the frames as
+  they come, not low-passed: the band-limited low-pass rings at the edges of no-return regions
+  (a jump of tens of metres), which made the estimate fall as the resolution rose towards 1."""
   def cost(setting, frames):
     scale = resolution.to_physical(knobs.as_setting(setting["resolution"], frames.dtype))
-    low = resolution.apply(setting["resolution"], frames)
     sent = frame_rate.cost(setting["frame_rate"], frames)
     levels = knobs.depth_levels(quantization.to_physical(
         knobs.as_setting(setting["depth_quantization"], frames.dtype)))
-    residual = knobs._depth.median_residual(jnp.clip(low, 0.0, 1.0) * levels) / scale
+    residual = knobs._depth.median_residual(jnp.clip(frames, 0.0, 1.0) * levels) / scale
     bits = knobs._depth.PIXEL_FLOOR + jnp.mean(jnp.log2(1.0 + jnp.abs(residual)))
     pixels = scale**2 * frames.shape[-3] * frames.shape[-2]
     return sent * (FRAME_OVERHEAD + pixels * bits / 8.0)
