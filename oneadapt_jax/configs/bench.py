@@ -52,11 +52,12 @@ ENCODING = {"oneadapt": LAMBDAS, "awstream": LAMBDAS[1:-1], "chameleon": LAMBDAS
 ABLATIONS = ("oneadapt[preset=paper]", "oneadapt[start=1.0]", "oneadapt[preset=paper,start=0.5]",
              "oneadapt[estimator=fused]", "oneadapt[estimator=saliency]",
              "oneadapt[estimator=reencode]", "oneadapt[grad_frames=3]", "oneadapt[proxy=expected_f1]")
-#: On vtest an AccGrad step costs seconds: the step rule, the start and the estimators, at three
-#: lambdas (the fused estimator, the slowest, last).
+#: On vtest an AccGrad step costs seconds: the step rule, the start, the estimators and the
+#: proxy, at three lambdas (the fused estimator, the slowest, last).
 VTEST_ABLATIONS = ("oneadapt[preset=paper]", "oneadapt[start=1.0]",
                    "oneadapt[estimator=saliency]", "oneadapt[estimator=reencode]",
-                   "oneadapt[preset=paper,start=0.5]", "oneadapt[estimator=fused]")
+                   "oneadapt[preset=paper,start=0.5]", "oneadapt[proxy=expected_f1]",
+                   "oneadapt[estimator=fused]")
 VTEST_ABLATION_LAMBDAS = ("lambda=0.1", "lambda=0.3", "lambda=1")
 #: Lambdas up to 1000 for the default and the saliency estimator on bikes and carphone: their
 #: normalised accuracy gradients measure 10 to 10,000 times the normalised byte gradient there
