@@ -194,9 +194,11 @@ def test_blazepose_networks_match_litert_on_vtest(name, size, low):
       if name == "pose_landmark_full" and key == "Identity_2":
         # The person-segmentation logits reach ~1600; every layer before them agrees with
         # LiteRT within 4e-4 of its scale, and the last convolutions carry that into an absolute
-        # difference of up to 1.4 (under 1e-3 of the logits' scale). Nothing here reads them.
+        # difference of up to 1.4 on one machine and 2.04 on another (2 pixels of 65536, 1.2e-3
+        # of the logits' scale; XLA's CPU code differs by the CPU's instruction set). Nothing
+        # here reads them.
         np.testing.assert_allclose(np.asarray(ours[key]), value, rtol=0,
-                                   atol=1e-3 * float(np.abs(value).max()))
+                                   atol=2e-3 * float(np.abs(value).max()))
         continue
       # The landmark model is 96 convolutions deep: its depth (z) and visibility columns differ
       # by a few 1e-3 in float32 sums; the keypoints' x and y, what the metric reads, to 1e-3.
