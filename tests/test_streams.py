@@ -247,6 +247,24 @@ def test_accgrad_is_finite_at_the_bounds(modality):
     assert float(cost) > 0
 
 
+@pytest.mark.parametrize("modality", ["lidar", "depth"])
+def test_the_saliency_estimator_runs_on_other_streams(modality, tmp_path):
+  """The authors' saliency-weighted error on a point cloud (a pytree: its cotangent is mapped
+  leaf by leaf) and on depth video, two segments each."""
+  from oneadapt_jax import experiment
+
+  workload = workloads.build(modality, max_segments=2)
+  method = "oneadapt[estimator=saliency]"
+  results = experiment.run(workload, tmp_path, lambdas=(0.3,), methods=(method,), static=False,
+                           progress=False, verbose=False)
+  (run,) = results["runs"]
+  assert run["method"] == method and run["total"]["backward_passes"] == 2
+  ladders = workload.knob.values
+  for record in run["per_segment"]:
+    assert all(record["config"][name] in list(ladders[name]) for name in ladders)
+    assert 0.0 <= record["accuracy"] <= 1.0
+
+
 @pytest.mark.parametrize("modality, segments, floor", [("lidar", 4, 0.5), ("audio", 8, 0.3)])
 def test_proxies_rank_configurations_as_their_metrics_do(modality, segments, floor):
   """Measured over whole streams: LiDAR 0.72, audio 0.46 (pooled); here on their first
