@@ -8,9 +8,11 @@ no-return pixel into a near one). FFV1 codes the `b`-bit codes losslessly (16-bi
 only error is the quantization; PyAV's x264 is an 8-bit build, so depth goes to 8 bits first
 (the luma plane), then to x264 at a constant QP (QP 0 is lossless).
 
-    python benchmarks/depth_codec.py [--segments 0 10 20 30]
+    python benchmarks/depth_codec.py [--segments 0 10 20 30] [--figure benchmarks/depth_stream.png]
 
-Prints the table with the machine and writes `depth_codec.json`.
+Prints the table with the machine and writes `depth_codec.json`; with `--figure`, a picture of
+the stream: depth, the true classes, and the trained segmenter's classes at the best quality and
+through the sender at a cheap configuration.
 """
 
 from __future__ import annotations
@@ -55,11 +57,56 @@ def errors(millimetres: np.ndarray, back: np.ndarray) -> tuple[float, float]:
   return float(off.mean()), float(np.mean(off > 500))
 
 
+def figure(path: pathlib.Path, frames_at=(5, 95, 215, 335)) -> pathlib.Path:
+  """Depth, true classes and `DepthSeg`'s classes (best quality; 8 bits, half resolution)."""
+  import jax
+  import matplotlib
+
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+
+  from oneadapt_jax.workloads import depth as depth_kind
+
+  frames, classes = depth.stream()
+  model = jax.jit(depth_kind.load_model())
+  cheap = {"resolution": 0.5, "frame_rate": 10.0, "depth_quantization": 8.0}
+  fig, axes = plt.subplots(4, len(frames_at), figsize=(3 * len(frames_at), 8.4))
+  rows = ("depth (m)", "true class", "DepthSeg, best quality", "DepthSeg, 8 bits, half size")
+  for j, t in enumerate(frames_at):
+    x = frames[t:t + 1, ..., None].astype(np.float32) / 65535
+    seen = frames[t] > 0
+    shown = (frames[t] / 1000.0, np.where(seen, classes[t], np.nan))
+    for k, received in enumerate((x, depth.send(x, cheap).frames)):
+      probabilities = np.asarray(model(received))[0]
+      shown += (np.where(probabilities.sum(-1) > 0.5, probabilities.argmax(-1), np.nan),)
+    for i, image in enumerate(shown):
+      ax = axes[i][j]
+      ax.imshow(np.where(seen, image, np.nan) if i == 0 else image,
+                cmap="viridis" if i == 0 else "coolwarm", vmin=None if i == 0 else 0,
+                vmax=None if i == 0 else 1, interpolation="nearest")
+      ax.set_xticks([])
+      ax.set_yticks([])
+      if j == 0:
+        ax.set_ylabel(rows[i], fontsize=8)
+    axes[0][j].set_title(f"frame {t}" + (" (held out)" if depth.held_out(
+        depth.stream_poses())[t] else ""), fontsize=9)
+  fig.suptitle("Depth stream over autzen: ground (red) and not ground (blue); white: no return",
+               fontsize=10)
+  fig.tight_layout()
+  fig.savefig(path, dpi=90)
+  plt.close(fig)
+  return path
+
+
 def main(argv=None) -> list[dict]:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--segments", type=int, nargs="+", default=[0, 10, 20, 30])
   parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("results/benchmarks"))
+  parser.add_argument("--figure", type=pathlib.Path, default=None,
+                      help="also draw the stream and the segmenter's output here (PNG)")
   args = parser.parse_args(argv)
+  if args.figure is not None:
+    print(f"figure: {figure(args.figure)}")
   frames, _ = depth.stream()
   rows = {}
   for index in args.segments:
