@@ -11,6 +11,7 @@ small one tests/test_bench.py runs (carphone, 3 segments, a coarse grid).
 | `vtest-keypoints` | vtest BlazePose, resolution/frame rate/QP | 10 s | bytes |
 | `vtest-roi` | vtest pedestrians, a QP per macroblock (OneAdapt against DDS) | 10 s | bytes |
 | `bikes`, `carphone` | face detection (BlazeFace), resolution/frame rate/QP | 2 s, 1 s | bytes |
+| `depth` | ground segmentation of the depth stream over autzen, resolution/frame rate/bits, FFV1 | none | bytes |
 
 The vtest configs bench its first 40 s (10 of warm-up, 30 scored): on 2 CPU cores the
 72-configuration sweep that every profiling method, the oracle and the static frontier read costs about 50 s a
@@ -29,7 +30,8 @@ over 0.7 to 0.95; DDS the same utility weight, which picks its low quality on th
 """
 
 #: The configs `oneadapt bench` runs by default, in order.
-SUITE = ("vtest-detection", "vtest-filter", "vtest-roi", "bikes", "carphone", "vtest-keypoints")
+SUITE = ("vtest-detection", "vtest-filter", "vtest-roi", "bikes", "carphone", "vtest-keypoints",
+         "depth")
 
 LAMBDAS = ("lambda=0.01", "lambda=0.03", "lambda=0.1", "lambda=0.3", "lambda=1", "lambda=3",
            "lambda=10")
@@ -64,6 +66,13 @@ VTEST_ABLATION_LAMBDAS = ("lambda=0.1", "lambda=0.3", "lambda=1")
 #: (README, "why lambda barely moves"), so lambda <= 10 never decides a step's direction.
 WIDE_LAMBDAS = LAMBDAS + ("lambda=30", "lambda=100", "lambda=300", "lambda=1000")
 WIDE = {"oneadapt": WIDE_LAMBDAS, "oneadapt[estimator=saliency]": WIDE_LAMBDAS}
+#: Depth video: its accuracy gradient is about a hundredth of its byte gradient (README, "Audio,
+#: LiDAR and depth video"), so its lambdas start a hundred times lower; the saliency estimator,
+#: which sees the frame rate there, and the best start beside the default.
+DEPTH_LAMBDAS = ("lambda=0.003", "lambda=0.01", "lambda=0.03", "lambda=0.1", "lambda=0.3",
+                 "lambda=1")
+DEPTH_ABLATIONS = ("oneadapt[estimator=saliency]", "oneadapt[start=1.0]",
+                   "oneadapt[preset=paper]", "oneadapt[estimator=fused]")
 #: BlazePose costs about 3 s a configuration and segment on 2 CPU cores (up to 8 people a frame,
 #: each through the landmark model), so its bench covers the first 20 s (10 of warm-up) on a
 #: coarser grid (every fifth QP: 48 configurations).
@@ -100,6 +109,9 @@ def get_config(arg=None):
                       {**ENCODING, **dict.fromkeys(ABLATIONS, LAMBDAS), **WIDE}),
       "carphone": _video("carphone", "carphone", {"task": "detection", "warmup": 1},
                          {**ENCODING, **dict.fromkeys(ABLATIONS, LAMBDAS), **WIDE}),
+      "depth": {**_video("depth", None, {}, {
+          **dict.fromkeys(("oneadapt", "awstream", "chameleon", "oracle", *DEPTH_ABLATIONS),
+                          DEPTH_LAMBDAS)}), "kind": "depth", "sources": None},
       "runlocal": _video("runlocal", "carphone",
                          {"task": "detection", "warmup": 1, "max_segments": 3, "qp_stride": 8},
                          {"oneadapt": LAMBDAS[2:5:2], "awstream": LAMBDAS[2:5:2],
