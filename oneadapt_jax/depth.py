@@ -110,9 +110,14 @@ def splat_radius(depth: np.ndarray) -> np.ndarray:
 
 def render(camera: Camera, points: np.ndarray | None = None, ground: np.ndarray | None = None
            ) -> tuple[np.ndarray, np.ndarray]:
-  """One frame: `(depth uint16 [HEIGHT, WIDTH] in millimetres, class uint8 [HEIGHT, WIDTH])`."""
+  """One frame: `(depth uint16 [HEIGHT, WIDTH] in millimetres, class uint8 [HEIGHT, WIDTH])` of
+  `points` (`[N, 3]` metres) and their `ground` flags (`[N]`), by default the survey's."""
   if points is None:
     points, ground = survey()
+  points, ground = np.asarray(points, np.float64), np.asarray(ground)
+  if points.ndim != 2 or points.shape[1] != 3 or ground.shape != (len(points),):
+    raise ValueError(f"render needs points [N, 3] and ground [N], got {points.shape} and "
+                     f"{ground.shape}")
   column, row, depth = project(points, camera)
   seen = (depth > NEAR) & (depth <= MAX_RANGE)
   margin = MAX_SPLAT + 1

@@ -63,6 +63,8 @@ def test_render_is_the_nearest_point_of_a_direct_projection(heading):
   np.testing.assert_array_equal(got_depth, want_depth)
   np.testing.assert_array_equal(got_class, want_class)
   assert 0.2 < np.mean(got_depth > 0) < 1.0
+  with pytest.raises(ValueError, match=r"points \[N, 3\] and ground \[N\]"):
+    depth.render(camera, points[:, :2], ground)
 
 
 def test_stream_is_a_real_flight_over_held_out_ground():
