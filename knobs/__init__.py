@@ -41,6 +41,7 @@ from knobs._depth import check_depth as check_depth
 from knobs._depth import depth_codes as depth_codes
 from knobs._depth import depth_levels as depth_levels
 from knobs._depth import depth_quantization as depth_quantization
+from knobs._depth import depth_stream_bytes as depth_stream_bytes
 from knobs._points import PointCloud as PointCloud
 from knobs._points import check_points as check_points
 from knobs._points import point_density as point_density
@@ -74,6 +75,7 @@ __all__ = (
     "depth_codes",
     "depth_levels",
     "depth_quantization",
+    "depth_stream_bytes",
     "frame_filter",
     "frame_filter_sent",
     "frame_rate",

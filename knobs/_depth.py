@@ -11,8 +11,8 @@ LOCO-I) and codes the residual with adaptive codes, about `PIXEL_FLOOR + log2(1 
 bits a pixel. A frame that only repeats the one before (a frame rate's held frame) is not sent,
 so each frame counts the cheaper of its spatial estimate and the bits of its difference from the
 frame before. In a chain after a resolution and a frame rate, the bytes of the whole stream
-are a product of the three (`oneadapt_jax.workloads.depth.stream_bytes`); the tests compare
-that with FFV1's real bytes.
+are a product of the three (`depth_stream_bytes`); the tests compare that with FFV1's real
+bytes.
 """
 
 from __future__ import annotations
@@ -124,3 +124,33 @@ def depth_quantization(
 
   return _base.ladder_knob(values, apply, cost, check=check_depth, name="depth_quantization",
                            unit="bits", round_rule=round_rule)
+
+
+#: FFV1's bytes a frame besides its pixels' (headers and slice contexts; measured on the depth
+#: stream of `oneadapt_jax.depth`).
+FRAME_OVERHEAD = 60.0
+
+
+def depth_stream_bytes(resolution: _base.Knob, frame_rate: _base.Knob,
+                       quantization: _base.Knob):
+  """A depth chain's cost (`chain._replace(cost=...)`): FFV1's bytes of a segment, a product of
+  the three knobs (a sum of members' costs, what `chain` gives, cannot be),
+
+      frames sent x (FRAME_OVERHEAD + (s H) (s W) x bits a pixel / 8),
+
+  with the frames sent the frame rate's own count, `s` the scale, and the bits a pixel
+  `PIXEL_FLOOR + mean log2(1 + |r| / s)` over the median-prediction residual `r` of the frames
+  at `b` bits (`depth_quantization`): a coded pixel's neighbours lie `1 / s` pixels apart,
+  so its residual is about the full-size one over `s`. The residual is taken on the frames as
+  they come, not low-passed: the band-limited low-pass rings at the edges of no-return regions
+  (a jump of tens of metres), which made the estimate fall as the resolution rose towards 1."""
+  def cost(setting, frames):
+    scale = resolution.to_physical(_base.as_setting(setting["resolution"], frames.dtype))
+    sent = frame_rate.cost(setting["frame_rate"], frames)
+    levels = depth_levels(quantization.to_physical(
+        _base.as_setting(setting["depth_quantization"], frames.dtype)))
+    residual = median_residual(jnp.clip(frames, 0.0, 1.0) * levels) / scale
+    bits = PIXEL_FLOOR + jnp.mean(jnp.log2(1.0 + jnp.abs(residual)))
+    pixels = scale**2 * frames.shape[-3] * frames.shape[-2]
+    return sent * (FRAME_OVERHEAD + pixels * bits / 8.0)
+  return cost

@@ -2,8 +2,8 @@
 
 The stream (`oneadapt_jax.depth.stream`): 400 frames of 64x48 16-bit millimetre depth at 10 fps,
 two passes over the survey's held-out east, one second a segment. Knobs, in the sender's order:
-`resolution` -> `frame_rate` -> `depth_quantization` (the last counts the bytes, as the bits
-of an FFV1 coder, `knobs.depth_quantization`). The real sender (`depth.send`): frames kept by
+`resolution` -> `frame_rate` -> `depth_quantization`; the chain's cost is the stream's FFV1 bytes,
+a product of the three (`knobs.depth_stream_bytes`). The real sender (`depth.send`): frames kept by
 the frame rate, scaled down, quantized to the bits and coded with FFV1 (lossless, so the codec
 adds no error of its own: what a depth stream loses is the resolution, the frames and the
 bits); bytes: the FFV1 stream's size. The server (`GroundSegmenter`) runs `models.DepthSeg` on
@@ -32,41 +32,14 @@ from oneadapt_jax.core import Config, SentWorkload
 FRAMES_PER_SEGMENT = depth.FPS  # one second
 
 
-#: FFV1's bytes a frame besides its pixels' (headers and slice contexts; measured on the stream).
-FRAME_OVERHEAD = 60.0
-
-
-def stream_bytes(resolution: knobs.Knob, frame_rate: knobs.Knob, quantization: knobs.Knob):
-  """The chain's cost: FFV1's bytes of a segment, a product of the three knobs,
-
-      frames sent x (FRAME_OVERHEAD + (s H) (s W) x bits a pixel / 8),
-
-  with the frames sent the frame rate's own count, `s` the scale, and the bits a pixel
-  `PIXEL_FLOOR + mean log2(1 + |r| / s)` over the median-prediction residual `r` of the frames
-  at `b` bits (`knobs.depth_quantization`): a coded pixel's neighbours lie `1 / s` pixels apart,
-  so its residual is about the full-size one over `s`. The residual is taken on the frames as
-  they come, not low-passed: the band-limited low-pass rings at the edges of no-return regions
-  (a jump of tens of metres), which made the estimate fall as the resolution rose towards 1."""
-  def cost(setting, frames):
-    scale = resolution.to_physical(knobs.as_setting(setting["resolution"], frames.dtype))
-    sent = frame_rate.cost(setting["frame_rate"], frames)
-    levels = knobs.depth_levels(quantization.to_physical(
-        knobs.as_setting(setting["depth_quantization"], frames.dtype)))
-    residual = knobs._depth.median_residual(jnp.clip(frames, 0.0, 1.0) * levels) / scale
-    bits = knobs._depth.PIXEL_FLOOR + jnp.mean(jnp.log2(1.0 + jnp.abs(residual)))
-    pixels = scale**2 * frames.shape[-3] * frames.shape[-2]
-    return sent * (FRAME_OVERHEAD + pixels * bits / 8.0)
-  return cost
-
-
 def knob_chain() -> knobs.Knob:
   """resolution -> frame_rate -> depth_quantization; the cost is the stream's FFV1 bytes
-  (`stream_bytes`)."""
+  (`knobs.depth_stream_bytes`)."""
   members = {"resolution": knobs.resolution(), "frame_rate": knobs.frame_rate(source_fps=depth.FPS),
              "depth_quantization": knobs.depth_quantization()}
   chain = knobs.chain(**{name: knobs.scale_cost(knob, 0.0, unit="bytes")
                          for name, knob in members.items()})
-  return chain._replace(cost=jax.jit(stream_bytes(*members.values())), unit="bytes")
+  return chain._replace(cost=jax.jit(knobs.depth_stream_bytes(*members.values())), unit="bytes")
 
 
 def send(frames: np.ndarray, config: Config) -> tuple[np.ndarray, int, int]:
