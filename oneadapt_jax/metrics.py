@@ -83,15 +83,20 @@ def keyword(logits: np.ndarray, reference: np.ndarray) -> float:
   return float(np.argmax(logits) == np.argmax(reference))
 
 
-def ground(probabilities: np.ndarray, reference: np.ndarray) -> float:
-  """mIoU over the classes of per-point `probabilities [N, classes]` against the reference's
-  classification (a class absent from both counts as a perfect 1)."""
-  ours, theirs = np.argmax(probabilities, -1), np.argmax(reference, -1)
+def miou(ours: np.ndarray, theirs: np.ndarray, classes: int) -> float:
+  """mIoU over `classes` of two label arrays (a class absent from both counts as a perfect 1)."""
   scores = []
-  for k in range(np.shape(probabilities)[-1]):
+  for k in range(classes):
     union = np.sum((ours == k) | (theirs == k))
     scores.append(1.0 if union == 0 else np.sum((ours == k) & (theirs == k)) / union)
   return float(np.mean(scores))
+
+
+def ground(probabilities: np.ndarray, reference: np.ndarray) -> float:
+  """mIoU over the classes of per-point `probabilities [N, classes]` against the reference's
+  classification (a class absent from both counts as a perfect 1)."""
+  return miou(np.argmax(probabilities, -1), np.argmax(reference, -1),
+              np.shape(probabilities)[-1])
 
 
 def segment_mean(metric: Callable, outputs: Sequence, references: Sequence) -> float:

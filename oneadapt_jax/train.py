@@ -168,20 +168,11 @@ def train_pointnet(seed: int = 0, *, steps: int = 800, batch: int = 8, progress:
   return model, info
 
 
-def _miou(predicted: np.ndarray, truth: np.ndarray, classes: int = 2) -> float:
-  """mIoU over `classes` of two label arrays (a class absent from both counts as 1)."""
-  scores = []
-  for k in range(classes):
-    union = np.sum((predicted == k) | (truth == k))
-    scores.append(1.0 if union == 0 else np.sum((predicted == k) & (truth == k)) / union)
-  return float(np.mean(scores))
-
-
 def train_depthseg(seed: int = 0, *, steps: int = 600, batch: int = 16, frames: int = 1200,
                    progress: bool = True):
   """Trains the depth ground segmenter; returns `(model, info)` with the held-out pixel
   accuracy and mIoU (ground, not ground) on the stream's frames east of the split line."""
-  from oneadapt_jax import depth
+  from oneadapt_jax import depth, metrics
   from oneadapt_jax.workloads import depth as sent_depth
 
   rng = np.random.default_rng(seed)
@@ -226,7 +217,7 @@ def train_depthseg(seed: int = 0, *, steps: int = 600, batch: int = 16, frames: 
           "held_out_accuracy": float(np.mean(predicted[valid] == truth[valid])),
           "held_out_majority_accuracy": float(max(np.mean(truth[valid] == 1),
                                                   np.mean(truth[valid] == 0))),
-          "held_out_miou": _miou(predicted[valid], truth[valid]),
+          "held_out_miou": metrics.miou(predicted[valid], truth[valid], 2),
           "train_seconds": round(time.perf_counter() - start, 1)}
   return model, info
 

@@ -26,7 +26,7 @@ from flax import nnx
 import knobs
 import models
 from models import trained
-from oneadapt_jax import depth
+from oneadapt_jax import depth, metrics
 from oneadapt_jax.core import Config, SentWorkload
 
 FRAMES_PER_SEGMENT = depth.FPS  # one second
@@ -69,25 +69,17 @@ def proxy(probabilities: jax.Array) -> jax.Array:
   return jnp.sum(jnp.max(probabilities, axis=-1)) / (jnp.sum(probabilities) + 1e-6)
 
 
-def _miou(ours: np.ndarray, theirs: np.ndarray) -> float:
-  scores = []
-  for k in (0, 1):
-    union = np.sum((ours == k) | (theirs == k))
-    scores.append(1.0 if union == 0 else np.sum((ours == k) & (theirs == k)) / union)
-  return float(np.mean(scores))
-
-
 def metric(probabilities: np.ndarray, reference: np.ndarray) -> float:
   """mIoU (not ground, ground) over the pixels with a return in the reference (a pixel that lost
   its return counts as not ground)."""
   valid = reference.sum(-1) > 0.5
-  return _miou(np.argmax(probabilities, -1)[valid], np.argmax(reference, -1)[valid])
+  return metrics.miou(np.argmax(probabilities, -1)[valid], np.argmax(reference, -1)[valid], 2)
 
 
 def truth_metric(probabilities: np.ndarray, classes: np.ndarray) -> float:
   """mIoU against the renderer's classes (`uint8`, `depth.NO_RETURN` left out)."""
   valid = classes != depth.NO_RETURN
-  return _miou(np.argmax(probabilities, -1)[valid], classes[valid])
+  return metrics.miou(np.argmax(probabilities, -1)[valid], classes[valid], 2)
 
 
 @dataclasses.dataclass(eq=False)
