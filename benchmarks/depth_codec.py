@@ -25,6 +25,7 @@ import pathlib
 import numpy as np
 from _common import machine  # benchmarks/ runs as a script folder
 
+import knobs
 from oneadapt_jax import depth
 
 
@@ -112,13 +113,12 @@ def main(argv=None) -> list[dict]:
   for index in args.segments:
     millimetres = frames[index * depth.FPS:(index + 1) * depth.FPS]
     for bits in (16, 12, 10, 8, 6, 4):
-      levels = 2**bits - 1
-      codes = np.round(millimetres / 65535 * levels).astype(np.uint16)
-      extradata, packets = depth.encode_ffv1(codes)
+      codes, levels = knobs.depth_codes(millimetres / 65535, bits)
+      extradata, packets = depth.encode_ffv1(codes.astype(np.uint16))
       back = depth.decode_ffv1(extradata, packets, codes.shape[1:]).astype(np.float64)
       rows.setdefault(f"FFV1, {bits} bits", []).append(
           (len(extradata) + sum(map(len, packets)), *errors(millimetres, back / levels * 65535)))
-    codes8 = np.round(millimetres / 65535 * 255).astype(np.uint8)
+    codes8 = knobs.depth_codes(millimetres / 65535, 8)[0].astype(np.uint8)
     for qp in (0, 10, 20, 30):
       num_bytes, back = x264_round_trip(codes8, qp)
       rows.setdefault(f"x264 QP {qp}, 8 bits", []).append(

@@ -309,12 +309,12 @@ def send(frames: np.ndarray, config, *, source_fps: float = FPS) -> Sent:
     raise ValueError(f"frame_rate must be in (0, {source_fps:g}] fps, got {rate:g}")
   if not 0 < resolution <= 1:
     raise ValueError(f"resolution must be in (0, 1], got {resolution:g}")
-  levels = 2 ** bits - 1
   sent = np.asarray(knobs.frames_sent(num, rate / source_fps))
   size = coded_size(height, width, resolution)
   millimetres = np.round(frames[..., 0] * 65535).astype(np.uint16)
-  small = [_resize(millimetres[t], size, "AREA") for t in np.flatnonzero(sent)]
-  codes = np.stack([np.round(s / 65535 * levels).astype(np.uint16) for s in small])
+  small = np.stack([_resize(millimetres[t], size, "AREA") for t in np.flatnonzero(sent)])
+  codes, levels = knobs.depth_codes(small / 65535, bits)  # the knob's own rule
+  codes = codes.astype(np.uint16)
   extradata, packets = encode_ffv1(codes)
   decoded = decode_ffv1(extradata, packets, size)
   back = [_resize(np.round(c / levels * 65535).astype(np.uint16), (height, width), "BILINEAR")
