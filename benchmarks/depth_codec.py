@@ -73,6 +73,7 @@ def figure(path: pathlib.Path, frames_at=(5, 95, 215, 335)) -> pathlib.Path:
   cheap = {"resolution": 0.5, "frame_rate": 10.0, "depth_quantization": 8.0}
   fig, axes = plt.subplots(4, len(frames_at), figsize=(3 * len(frames_at), 8.4))
   rows = ("depth (m)", "true class", "DepthSeg, best quality", "DepthSeg, 8 bits, half size")
+  held_out = depth.held_out(depth.stream_poses())
   for j, t in enumerate(frames_at):
     x = frames[t:t + 1, ..., None].astype(np.float32) / 65535
     seen = frames[t] > 0
@@ -89,8 +90,7 @@ def figure(path: pathlib.Path, frames_at=(5, 95, 215, 335)) -> pathlib.Path:
       ax.set_yticks([])
       if j == 0:
         ax.set_ylabel(rows[i], fontsize=8)
-    axes[0][j].set_title(f"frame {t}" + (" (held out)" if depth.held_out(
-        depth.stream_poses())[t] else ""), fontsize=9)
+    axes[0][j].set_title(f"frame {t}" + (" (held out)" if held_out[t] else ""), fontsize=9)
   fig.suptitle("Depth stream over autzen: ground (red) and not ground (blue); white: no return",
                fontsize=10)
   fig.tight_layout()

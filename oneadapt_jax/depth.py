@@ -143,12 +143,14 @@ def render(camera: Camera, points: np.ndarray | None = None, ground: np.ndarray 
   return out_depth.reshape(HEIGHT, WIDTH), out_class.reshape(HEIGHT, WIDTH)
 
 
+@functools.cache
 def extent() -> tuple[float, float, float, float]:
   """`(x min, x max, y min, y max)` of the survey, metres."""
   points, _ = survey()
   return points[:, 0].min(), points[:, 0].max(), points[:, 1].min(), points[:, 1].max()
 
 
+@functools.cache
 def split_x() -> float:
   """The split line (metres): `lidar.SPLIT_X` tile columns from the survey's west edge."""
   x0 = np.floor(lidar.read_points()["x"].min() / lidar.TILE) * lidar.TILE
