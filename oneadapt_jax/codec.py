@@ -189,9 +189,10 @@ def _decode(bitstream: bytes, sent: np.ndarray, height: int, width: int) -> np.n
                                       interpolation="BILINEAR").to_ndarray())
   if len(decoded) != sent.sum():
     raise RuntimeError(f"x264 round trip decoded {len(decoded)} of {sent.sum()} frames")
-  source = np.maximum.accumulate(np.where(sent, np.arange(len(sent)), 0))
-  held = np.cumsum(sent) - 1  # position of each frame's source among the decoded frames
-  out = np.stack(decoded)[held[source]]
+  # Each frame shows the last sent one at or before it: its position among the decoded frames
+  # (frame 0 is always sent).
+  held = np.cumsum(sent) - 1
+  out = np.stack(decoded)[held]
   out.setflags(write=False)
   return out
 
