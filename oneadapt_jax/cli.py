@@ -34,7 +34,8 @@ def _parser() -> argparse.ArgumentParser:
                     "the cache, and train the audio and LiDAR models if they are missing")
   fetch.add_argument("--no-train", action="store_true", help="only download and verify")
   train = sub.add_parser(
-      "train", help="(re)train a model this repository trains: kws (audio) or pointnet (LiDAR)")
+      "train", help="(re)train a model this repository trains: kws (audio), pointnet (LiDAR) or "
+                    "depthseg (depth video)")
   train.add_argument("name", choices=["kws", "pointnet", "depthseg"])
   train.add_argument("--seed", type=int, default=0)
   fidelity = sub.add_parser(

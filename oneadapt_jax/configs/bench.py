@@ -82,8 +82,10 @@ KEYPOINT_SEGMENTS = 20
 VTEST_SEGMENTS = 40
 
 
-def _video(name, source, workload, sweeps, axis="bytes"):
-  return {"name": name, "kind": "video", "workload": workload, "sources": [source],
+def _video(name, source, workload, sweeps, axis="bytes", kind="video"):
+  """A bench config; `source` is a clip, or `None` for a kind whose stream is its own."""
+  return {"name": name, "kind": kind, "workload": workload,
+          "sources": None if source is None else [source],
           "sweeps": {m: list(v) for m, v in sweeps.items()}, "static": True, "axis": axis,
           "cost": {"spare_gpu_fps": 5.0}, "resamples": 1000}
 
@@ -109,9 +111,9 @@ def get_config(arg=None):
                       {**ENCODING, **dict.fromkeys(ABLATIONS, LAMBDAS), **WIDE}),
       "carphone": _video("carphone", "carphone", {"task": "detection", "warmup": 1},
                          {**ENCODING, **dict.fromkeys(ABLATIONS, LAMBDAS), **WIDE}),
-      "depth": {**_video("depth", None, {}, {
-          **dict.fromkeys(("oneadapt", "awstream", "chameleon", "oracle", *DEPTH_ABLATIONS),
-                          DEPTH_LAMBDAS)}), "kind": "depth", "sources": None},
+      "depth": _video("depth", None, {},
+                      dict.fromkeys(("oneadapt", "awstream", "chameleon", "oracle",
+                                     *DEPTH_ABLATIONS), DEPTH_LAMBDAS), kind="depth"),
       "runlocal": _video("runlocal", "carphone",
                          {"task": "detection", "warmup": 1, "max_segments": 3, "qp_stride": 8},
                          {"oneadapt": LAMBDAS[2:5:2], "awstream": LAMBDAS[2:5:2],
