@@ -21,6 +21,7 @@ from models import trained
 from oneadapt_jax import cli, core, lidar, proxy_check, speech, train, workloads
 from oneadapt_jax.workloads import audio as audio_kind
 from oneadapt_jax.workloads import lidar as lidar_kind
+from tests import clips
 
 # --------------------------------------------------------------------------- data
 
@@ -153,8 +154,7 @@ def test_audio_knobs_forward_is_what_the_real_sender_plays(config):
   wave, _ = speech.stream(2, seed=0)
   wave = wave[1]
   knob = audio_kind.knob_chain()
-  setting = {name: jnp.float32(list(values).index(config[name]) / (len(values) - 1))
-             for name, values in knob.values.items()}
+  setting = clips.setting_at(knob, config)
   ours = np.asarray(knob.apply(setting, jnp.asarray(wave)))
   played, num_bytes = audio_kind.send(wave, config)
   error = np.sqrt(np.mean((ours - played) ** 2)) / np.sqrt(np.mean(played**2))
@@ -168,8 +168,7 @@ def test_lidar_knobs_forward_is_exactly_what_the_sender_sends():
   knob = lidar_kind.knob_chain()
   for radius, density, step in [(60.0, 0.3, 1.0), (30.0, 0.7, 0.1), (60.0, 1.0, 0.01)]:
     config = {"point_range": radius, "point_density": density, "point_quantization": step}
-    setting = {name: jnp.float32(list(values).index(config[name]) / (len(values) - 1))
-               for name, values in knob.values.items()}
+    setting = clips.setting_at(knob, config)
     ours = knob.apply(setting, knobs.PointCloud(*map(jnp.asarray, cloud)))
     sent, num_bytes = lidar_kind.send(cloud, config)
     np.testing.assert_array_equal(np.asarray(ours.mask), sent.mask)
