@@ -92,6 +92,22 @@ def miou(ours: np.ndarray, theirs: np.ndarray, classes: int) -> float:
   return float(np.mean(scores))
 
 
+def word_error_rate(words: Sequence[str], reference: Sequence[str]) -> float:
+  """Word error rate: the edit distance (substitutions, insertions, deletions) from `reference`
+  to `words` over the reference's length; an empty reference gives 0 if `words` is empty, else 1.
+  """
+  words, reference = list(words), list(reference)
+  if not reference:
+    return float(bool(words))
+  row = np.arange(len(words) + 1)
+  for i, ref in enumerate(reference, 1):
+    previous, row = row, np.empty_like(row)
+    row[0] = i
+    for j, word in enumerate(words, 1):
+      row[j] = min(previous[j] + 1, row[j - 1] + 1, previous[j - 1] + (word != ref))
+  return float(row[-1]) / len(reference)
+
+
 def ground(probabilities: np.ndarray, reference: np.ndarray) -> float:
   """mIoU over the classes of per-point `probabilities [N, classes]` against the reference's
   classification (a class absent from both counts as a perfect 1)."""

@@ -56,21 +56,27 @@ def _version() -> str:
   return subprocess.run([espeak(), "--version"], check=False, capture_output=True, text=True).stdout.strip()
 
 
-def synthesise(word: str, voice: str, speed: int, pitch: int) -> np.ndarray:
-  """One word as `float32 [RATE]` (1 s, the word centred), peak-normalised to 0.5."""
+def speak(text: str, voice: str, speed: int, pitch: int) -> np.ndarray:
+  """`text` spoken by espeak-ng, resampled to `RATE`, leading and trailing silence trimmed
+  (float64)."""
   import scipy.signal
 
   result = subprocess.run([espeak(), "-v", voice, "-s", str(speed), "-p", str(pitch),
-                           "--stdout", word], check=False, capture_output=True)
+                           "--stdout", text], check=False, capture_output=True)
   if result.returncode != 0 or not result.stdout:
-    raise SpeechError(f"espeak-ng failed on {word!r} with voice {voice}: "
+    raise SpeechError(f"espeak-ng failed on {text!r} with voice {voice}: "
                       f"{result.stderr.decode(errors='replace').strip()}")
   with wave.open(io.BytesIO(result.stdout)) as w:
     source_rate = w.getframerate()
     pcm = np.frombuffer(w.readframes(w.getnframes()), np.int16).astype(np.float64) / 32768
   audio = scipy.signal.resample_poly(pcm, RATE, source_rate)
   loud = np.flatnonzero(np.abs(audio) > 0.02 * np.abs(audio).max())
-  audio = audio[loud[0]:loud[-1] + 1][:RATE]  # trim silence, keep at most 1 s
+  return audio[loud[0]:loud[-1] + 1]
+
+
+def synthesise(word: str, voice: str, speed: int, pitch: int) -> np.ndarray:
+  """One word as `float32 [RATE]` (1 s, the word centred), peak-normalised to 0.5."""
+  audio = speak(word, voice, speed, pitch)[:RATE]  # keep at most 1 s
   clip = np.zeros(RATE)
   start = (RATE - len(audio)) // 2
   clip[start:start + len(audio)] = audio
