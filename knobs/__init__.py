@@ -23,6 +23,7 @@ from knobs._audio import chunk_ids as chunk_ids
 from knobs._audio import chunk_levels as chunk_levels
 from knobs._audio import chunks_sent as chunks_sent
 from knobs._audio import sample_rate as sample_rate
+from knobs._audio_codec import audio_bitrate as audio_bitrate
 from knobs._base import Knob as Knob
 from knobs._base import KnobApplyFn as KnobApplyFn
 from knobs._base import KnobCostFn as KnobCostFn
@@ -62,6 +63,7 @@ __all__ = (
     "KnobInitFn",
     "PointCloud",
     "as_setting",
+    "audio_bitrate",
     "bit_depth",
     "chain",
     "check_audio",
