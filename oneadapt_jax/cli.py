@@ -34,9 +34,9 @@ def _parser() -> argparse.ArgumentParser:
                     "the cache, and train the audio and LiDAR models if they are missing")
   fetch.add_argument("--no-train", action="store_true", help="only download and verify")
   train = sub.add_parser(
-      "train", help="(re)train a model this repository trains: kws (audio), pointnet (LiDAR) or "
-                    "depthseg (depth video)")
-  train.add_argument("name", choices=["kws", "pointnet", "depthseg"])
+      "train", help="(re)train a model this repository trains: kws (audio), pointnet (LiDAR), "
+                    "depthseg (depth video) or asr (speech)")
+  train.add_argument("name", choices=["kws", "pointnet", "depthseg", "asr"])
   train.add_argument("--seed", type=int, default=0)
   fidelity = sub.add_parser(
       "fidelity", help="surrogate bytes and frames against the real x264 encoder: table and plot")
@@ -58,14 +58,14 @@ def _parser() -> argparse.ArgumentParser:
       "run", help="OneAdapt and its baselines on one kind of stream over its real sender "
                   "(resumable); an experiment config with command-line overrides")
   run.add_argument("--config", default=None,
-                   help="an experiment config: NAME[:ARG] (bundled: demo, video, audio, lidar, depth; "
+                   help="an experiment config: NAME[:ARG] (bundled: demo, video, audio, lidar, depth, speech; "
                         "ARG runlocal: the small variant) or a path to a .py file with "
                         "get_config (default: video, or the --modality's)")
   run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key (JSON value), e.g. lambdas=[0.1] or "
                         "workload.max_segments=2; repeatable")
   run.add_argument("--modality", default=None,
-                   help="a kind of stream (video, audio, lidar, depth): the config of that "
+                   help="a kind of stream (video, audio, lidar, depth, speech): the config of that "
                         "name")
   source = run.add_mutually_exclusive_group()
   source.add_argument("--clip", default=None, help="a bundled clip (video; default carphone)")
@@ -104,7 +104,7 @@ def _parser() -> argparse.ArgumentParser:
   batch.add_argument("--process-id", type=int, default=None)
   check = sub.add_parser(
       "proxy-check", help="Spearman of each accuracy proxy against its real metric over x264 "
-                          "encodes (or, with --modality audio|lidar|depth, over the real senders)")
+                          "encodes (or, with --modality audio|lidar|depth|speech, over the real senders)")
   check.add_argument("--modality", default="video",
                      help="video (the documented cases), or another kind of stream")
   check.add_argument("--clip", default=None,
