@@ -203,7 +203,7 @@ def test_best_quality_reproduces_the_reference_and_cheap_costs_less(modality):
     assert workload.evaluate(i, cheapest).bytes < best.bytes / 4
 
 
-@pytest.mark.parametrize("modality", ["audio", "lidar", "depth"])
+@pytest.mark.parametrize("modality", ["audio", "lidar", "depth", "speech"])
 def test_oneadapt_and_baselines_run_and_resume_from_the_cli(modality, tmp_path, capsys):
   out = tmp_path / modality
   argv = ["run", "--modality", modality, "--max-segments", "4", "--lambda", "0.3",
@@ -218,7 +218,8 @@ def test_oneadapt_and_baselines_run_and_resume_from_the_cli(modality, tmp_path, 
   assert ours["total"]["backward_passes"] == 4 and ours["total"]["bytes"] > 0
   names = {"audio": {"sample_rate", "bit_depth", "chunk_drop"},
            "lidar": {"point_range", "point_density", "point_quantization"},
-           "depth": {"resolution", "frame_rate", "depth_quantization"}}[modality]
+           "depth": {"resolution", "frame_rate", "depth_quantization"},
+           "speech": {"chunk_drop", "audio_bitrate"}}[modality]
   assert all(set(s["config"]) == names for s in ours["per_segment"])
   oracle = next(r for r in results["runs"] if r["method"] == "oracle")
   assert oracle["total"]["utility"] >= ours["total"]["utility"] - 1e-9
@@ -234,7 +235,7 @@ def test_a_method_that_needs_a_frame_filter_is_refused_for_audio(tmp_path, capsy
   assert "reducto does not apply" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("modality", ["audio", "lidar", "depth"])
+@pytest.mark.parametrize("modality", ["audio", "lidar", "depth", "speech"])
 def test_accgrad_is_finite_at_the_bounds(modality):
   workload = workloads.build(modality, max_segments=1)
   bound = core.Controller().bind(workload)

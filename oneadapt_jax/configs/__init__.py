@@ -24,7 +24,7 @@ import json
 import pathlib
 
 #: The bundled experiments.
-NAMES = ("demo", "video", "vtest", "audio", "lidar", "depth", "bench")
+NAMES = ("demo", "video", "vtest", "audio", "lidar", "depth", "speech", "bench")
 KEYS = ("kind", "workload", "sources", "lambdas", "budgets", "methods", "static")
 #: The keys of a bench config (`oneadapt_jax.bench`, `configs/bench.py`): each method's own
 #: trade-off labels (`sweeps`), the cost model's options, the cost axis of its curves, the

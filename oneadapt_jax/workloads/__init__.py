@@ -9,6 +9,7 @@ adding a kind of stream is one folder that implements the protocol and one line 
 | `audio` | keyword spotting on espeak-ng speech, PCM | `max_segments`, `seed` |
 | `lidar` | ground classification on autzen tiles, LAZ | `max_segments` |
 | `depth` | ground segmentation of depth video rendered over autzen, FFV1 | `max_segments` |
+| `speech` | text from espeak-ng sentences (CTC, word error rate), Opus | `max_segments`, `seed` |
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ REGISTRY: dict[str, str] = {
     "audio": "oneadapt_jax.workloads.audio",
     "lidar": "oneadapt_jax.workloads.lidar",
     "depth": "oneadapt_jax.workloads.depth",
+    "speech": "oneadapt_jax.workloads.speech",
 }
 
 
