@@ -31,7 +31,8 @@ def _parser() -> argparse.ArgumentParser:
   gallery.add_argument("--size", type=int, default=256, help="frame side in pixels")
   fetch = sub.add_parser(
       "fetch", help="download (once) and verify the bundled clips, LiDAR and model weights into "
-                    "the cache, and train the audio and LiDAR models if they are missing")
+                    "the cache, and train the audio, LiDAR, depth and speech models if they are "
+                    "missing")
   fetch.add_argument("--no-train", action="store_true", help="only download and verify")
   train = sub.add_parser(
       "train", help="(re)train a model this repository trains: kws (audio), pointnet (LiDAR), "

@@ -1,7 +1,7 @@
-"""Training the audio and LiDAR models this repository ships no weights for, reproducibly.
+"""Training the models this repository ships no weights for, reproducibly.
 
-`python -m oneadapt_jax.train kws|pointnet [--seed 0]` (or `oneadapt train ...`; `make assets`
-trains whichever is missing) trains on 2 CPU cores in a few minutes, reports the held-out
+`python -m oneadapt_jax.train kws|pointnet|depthseg|asr [--seed 0]` (or `oneadapt train ...`;
+`make assets` trains whichever is missing) trains on 2 CPU cores in a few minutes, reports the held-out
 accuracy and saves the weights with their manifest (`models.trained`): the seed fixes the
 initialisation, the noise and the batch order.
 
@@ -17,6 +17,11 @@ initialisation, the noise and the batch order.
   survey's west (`oneadapt_jax.depth.training_poses`), half of each batch through the real depth
   sender (`oneadapt_jax.workloads.depth.send`) at a random configuration; held out: the stream's
   frames over the east, at the best quality, against the true classes.
+- `asr`: `models.SpeechRecognizer`, word-level CTC on espeak-ng sentences
+  (`oneadapt_jax.sentences`) in the training voices, with fresh noise (SNR -5..40 dB) and a random
+  gain; a quarter of each batch from a pool sent once through the real speech sender (Opus at a
+  random bitrate, chunks dropped by a random threshold); held out: 240 sentences in the other
+  voices, noisy at SNR 0..30 dB, scored by word error rate against the words spoken.
 """
 
 from __future__ import annotations

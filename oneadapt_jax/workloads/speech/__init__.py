@@ -1,6 +1,7 @@
 """Text from speech: a CTC recogniser on espeak-ng command sentences, sent as Opus."""
 
 from oneadapt_jax.workloads.speech._workload import CHUNKS as CHUNKS
+from oneadapt_jax.workloads.speech._workload import SEGMENTS as SEGMENTS
 from oneadapt_jax.workloads.speech._workload import SpeechWorkload as SpeechWorkload
 from oneadapt_jax.workloads.speech._workload import build as build
 from oneadapt_jax.workloads.speech._workload import knob_chain as knob_chain
@@ -11,5 +12,5 @@ from oneadapt_jax.workloads.speech._workload import send as send
 from oneadapt_jax.workloads.speech._workload import transcript as transcript
 from oneadapt_jax.workloads.speech._workload import truth_metric as truth_metric
 
-__all__ = ("CHUNKS", "SpeechWorkload", "build", "knob_chain", "load_model", "metric", "proxy",
+__all__ = ("CHUNKS", "SEGMENTS", "SpeechWorkload", "build", "knob_chain", "load_model", "metric", "proxy",
            "send", "transcript", "truth_metric")
