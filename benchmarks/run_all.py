@@ -33,6 +33,7 @@ BENCHMARKS = {
     "gradient_scale": ([], ["--clip", "carphone", "--max-segments", "2"]),
     "memory": ([], ["--clip", "carphone", "--lengths", "2"]),
     "depth_codec": ([], ["--segments", "0"]),
+    "speech_codec": ([], ["--segments", "1"]),
 }
 
 

@@ -83,6 +83,17 @@ def test_gradient_scale_runs_and_its_ratios_are_the_two_terms(tmp_path):
 
 
 @pytest.mark.slow
+def test_speech_codec_runs_and_writes_json(tmp_path):
+  import speech_codec
+
+  result = speech_codec.main(["--segments", "1", "--out", str(tmp_path)])
+  assert [r["bitrate"] for r in result["rows"]] == [6000, 8000, 12000, 16000, 24000, 32000]
+  assert all(r["opus_bytes"] > 0 and 0 <= r["accuracy_opus"] <= 1 for r in result["rows"])
+  assert result["byte_steps"] > 0
+  assert json.loads((tmp_path / "speech_codec.json").read_text())["rows"] == result["rows"]
+
+
+@pytest.mark.slow
 def test_run_all_gathers_the_tables_under_the_device(tmp_path):
   import jax
   import run_all
