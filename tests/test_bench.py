@@ -76,7 +76,7 @@ def test_comparison_refuses_runs_over_different_segments_and_unknown_axes():
 
 def test_bench_configs_name_their_sweeps_and_refuse_unknown_names():
   for name in ("vtest-detection", "vtest-filter", "vtest-keypoints", "bikes", "carphone",
-               "depth", "runlocal"):
+               "depth", "speech", "runlocal"):
     config = configs.get(f"bench:{name}")
     sweeps = bench.sweeps_of(config)
     assert "oneadapt" in sweeps and all(sweeps.values())

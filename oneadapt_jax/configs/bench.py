@@ -12,6 +12,7 @@ small one tests/test_bench.py runs (carphone, 3 segments, a coarse grid).
 | `vtest-roi` | vtest pedestrians, a QP per macroblock (OneAdapt against DDS) | 10 s | bytes |
 | `bikes`, `carphone` | face detection (BlazeFace), resolution/frame rate/QP | 2 s, 1 s | bytes |
 | `depth` | ground segmentation of the depth stream over autzen, resolution/frame rate/bits, FFV1 | none | bytes |
+| `speech` | text from espeak-ng sentences (CTC), chunk dropping/Opus bitrate | none | bytes |
 
 The vtest configs bench its first 40 s (10 of warm-up, 30 scored): on 2 CPU cores the
 72-configuration sweep that every profiling method, the oracle and the static frontier read costs about 50 s a
@@ -31,7 +32,7 @@ over 0.7 to 0.95; DDS the same utility weight, which picks its low quality on th
 
 #: The configs `oneadapt bench` runs by default, in order.
 SUITE = ("vtest-detection", "vtest-filter", "vtest-roi", "bikes", "carphone", "vtest-keypoints",
-         "depth")
+         "depth", "speech")
 
 LAMBDAS = ("lambda=0.01", "lambda=0.03", "lambda=0.1", "lambda=0.3", "lambda=1", "lambda=3",
            "lambda=10")
@@ -73,6 +74,10 @@ DEPTH_LAMBDAS = ("lambda=0.003", "lambda=0.01", "lambda=0.03", "lambda=0.1", "la
                  "lambda=1")
 DEPTH_ABLATIONS = ("oneadapt[estimator=saliency]", "oneadapt[start=1.0]",
                    "oneadapt[preset=paper]", "oneadapt[estimator=fused]")
+#: Text from speech: lambdas from 0.001 (at 0.1 the default already sends 17% of the best
+#: quality's bytes); the same variants as depth.
+SPEECH_LAMBDAS = ("lambda=0.001", "lambda=0.003", "lambda=0.01", "lambda=0.03", "lambda=0.1",
+                  "lambda=0.3", "lambda=1")
 #: BlazePose costs about 3 s a configuration and segment on 2 CPU cores (up to 8 people a frame,
 #: each through the landmark model), so its bench covers the first 20 s (10 of warm-up) on a
 #: coarser grid (every fifth QP: 48 configurations).
@@ -114,6 +119,9 @@ def get_config(arg=None):
       "depth": _video("depth", None, {},
                       dict.fromkeys(("oneadapt", "awstream", "chameleon", "oracle",
                                      *DEPTH_ABLATIONS), DEPTH_LAMBDAS), kind="depth"),
+      "speech": _video("speech", None, {},
+                       dict.fromkeys(("oneadapt", "awstream", "chameleon", "oracle",
+                                      *DEPTH_ABLATIONS), SPEECH_LAMBDAS), kind="speech"),
       "runlocal": _video("runlocal", "carphone",
                          {"task": "detection", "warmup": 1, "max_segments": 3, "qp_stride": 8},
                          {"oneadapt": LAMBDAS[2:5:2], "awstream": LAMBDAS[2:5:2],
