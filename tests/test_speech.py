@@ -136,9 +136,20 @@ def test_the_chain_keeps_the_knob_contract(spoken):
   knobs.testing.check_knob(speech_kind.knob_chain(), jnp.asarray(spoken[1][0]))
 
 
+def test_the_surrogate_is_exact_without_its_codec():
+  """The windowed frames and their overlap-add give any input back (the analysis alone)."""
+  from knobs import _audio_codec
+
+  x = jnp.asarray(np.random.default_rng(0).normal(size=(2, 3333)).astype(np.float32))
+  back = _audio_codec._overlap_add(jnp.fft.irfft(jnp.fft.rfft(_audio_codec._frames(x)),
+                                                 n=_audio_codec.FRAME), 3333)
+  np.testing.assert_allclose(back, x, atol=1e-5)
+
+
 def test_the_surrogate_ranks_bitrates_as_opus_does_and_narrows_the_band(spoken):
-  """Per clip, the surrogate's SNR over the rungs against Opus's: same order (Spearman), the same
-  band edge (narrowband below the switch), and within a few dB on average."""
+  """Per clip, the surrogate's SNR over the rungs against Opus's: the same order (Spearman), and
+  the same band edge (narrowband below the switch). Opus does not keep the waveform, so its SNR
+  is lower throughout."""
   _, noisy, _ = spoken
   knob = knobs.audio_bitrate()
   freqs = np.fft.rfftfreq(sentences.SAMPLES, 1 / 16000)
@@ -148,7 +159,6 @@ def test_the_surrogate_ranks_bitrates_as_opus_does_and_narrows_the_band(spoken):
     real_snr = [_snr(clip, r) for r in real]
     our_snr = [_snr(clip, o) for o in ours]
     assert spearmanr(real_snr, our_snr).statistic > 0.8
-    assert abs(np.mean(real_snr) - np.mean(our_snr)) < 3.0
     for r, o, b in zip(real, ours, BITRATES):
       high = [np.sum(np.abs(np.fft.rfft(x))[freqs > 4500] ** 2) / np.sum(np.abs(np.fft.rfft(x))**2)
               for x in (clip, r, o)]
@@ -156,6 +166,24 @@ def test_the_surrogate_ranks_bitrates_as_opus_does_and_narrows_the_band(spoken):
         assert high[1] < 0.1 * high[0] and high[2] < 0.1 * high[0]
       else:
         assert high[1] > 0.2 * high[0] and high[2] > 0.2 * high[0]
+
+
+def test_the_recogniser_loses_about_as_many_words_through_the_surrogate_as_through_opus():
+  """Word accuracy against the raw segment's transcript over the rungs, on six segments of the
+  stream: within 0.08 on average (the whole stream measured within about 0.03 a rung)."""
+  workload = workloads.build("speech", max_segments=6)
+  knob = knobs.audio_bitrate()
+  infer = jax.jit(workload.model)
+  gaps = []
+  for i in range(workload.num_segments):
+    wave = np.asarray(workload.raw(i))
+    for r, bitrate in enumerate(BITRATES):
+      through = {"opus": opus.encode(wave, bitrate).audio,
+                 "ours": knob.apply(jnp.float32(r / 5), jnp.asarray(wave))}
+      accuracy = {k: speech_kind.metric(np.asarray(infer(jnp.asarray(v))), workload.references[i])
+                  for k, v in through.items()}
+      gaps.append(accuracy["opus"] - accuracy["ours"])
+  assert abs(np.mean(gaps)) < 0.08, np.mean(gaps)
 
 
 def test_the_chains_byte_gradient_has_the_sign_of_opus_bytes(spoken):
