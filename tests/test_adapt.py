@@ -84,6 +84,7 @@ def test_budget_moves_lambda_by_dual_ascent_on_real_bytes(tmp_path):
   assert all(r["bytes"] <= 1200 for r in runs["oracle"]["per_segment"])
 
 
+@pytest.mark.slow  # 90 s on 2 cores: `make demo` runs the same job
 def test_demo_writes_results_plot_and_comparison(tmp_path, capsys):
   assert cli.main(["demo", "--config", "demo:runlocal", "--out", str(tmp_path),
                    "--no-progress"]) == 0  # vtest, 2 segments, lambda 0.3

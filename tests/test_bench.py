@@ -86,6 +86,7 @@ def test_bench_configs_name_their_sweeps_and_refuse_unknown_names():
     configs.get("bench:nowhere")
 
 
+@pytest.mark.slow  # 100 s on 2 cores
 def test_bench_runs_every_method_compares_the_curves_and_resumes_without_resending(tmp_path):
   config = configs.get("bench:runlocal")
   comparison = bench.run_bench(config, tmp_path, progress=False)

@@ -7,7 +7,7 @@ import pytest
 from oneadapt_jax import cli, data, fidelity
 
 
-@pytest.mark.parametrize("clip", ["bikes", "carphone"])
+@pytest.mark.parametrize("clip", [pytest.param("bikes", marks=pytest.mark.slow), "carphone"])
 def test_surrogate_bytes_rank_real_bytes_over_resolution_and_qp(clip):
   frames = data.clip_segments(clip)[0].frames[:5]
   result = fidelity.clip_fidelity(frames, clip=clip, qp_rungs=(0, 5, 10, 15), fps_rungs=(2, 4),

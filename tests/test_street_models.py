@@ -264,6 +264,7 @@ def test_body_keypoints_metric_on_hand_made_people():
   assert metrics.body_keypoints(empty, empty) == 1.0 and metrics.body_keypoints(empty, a) == 0.0
 
 
+@pytest.mark.slow  # 55 s on 2 cores
 def test_pedestrian_proxy_tracks_f1_on_a_vtest_segment(capsys):
   """The default detection proxy on vtest against F1 over a 3 x 3 grid of real x264 encodes of
   one segment (the README's table has every 4th segment on a 5 x 5 grid: 0.95 to 1.00)."""
