@@ -1,4 +1,5 @@
-"""Small real clips for tests, cut from scikit-image's bundled photographs (no network)."""
+"""Small real clips for tests, cut from scikit-image's bundled photographs (no network), and
+helpers the test modules share."""
 
 import functools
 
@@ -32,3 +33,13 @@ def setting_at(knob, config) -> dict:
   inverse of `oneadapt_jax.core.config_of`."""
   return {name: jnp.float32(list(values).index(config[name]) / (len(values) - 1))
           for name, values in knob.values.items()}
+
+
+def assert_same_weights(a, b) -> None:
+  """Two models' parameters are equal, array by array (a training run reproduced from its seed)."""
+  from models import trained
+
+  first, second = trained._flat(a), trained._flat(b)
+  assert list(first) == list(second)
+  for path in first:
+    np.testing.assert_array_equal(first[path], second[path], err_msg=path)

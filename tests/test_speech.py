@@ -16,7 +16,7 @@ import knobs.testing
 from models import trained
 from oneadapt_jax import metrics, opus, proxy_check, sentences, speech, train, workloads
 from oneadapt_jax.workloads import speech as speech_kind
-from tests.clips import setting_at
+from tests.clips import assert_same_weights, setting_at
 
 BITRATES = (6000.0, 8000.0, 12000.0, 16000.0, 24000.0, 32000.0)
 
@@ -229,8 +229,7 @@ def test_the_recogniser_transcribes_held_out_voices_and_trains_reproducibly():
                          progress=False)
   b, _ = train.train_asr(3, steps=2, batch=4, sentences_count=8, held_out_count=4,
                          progress=False)
-  for (path, x), (_, y) in zip(trained._flat(a).items(), trained._flat(b).items()):
-    np.testing.assert_array_equal(x, y, err_msg=path)
+  assert_same_weights(a, b)
 
 
 # --------------------------------------------------------------------------- adaptation
