@@ -106,7 +106,8 @@ def audio_bitrate(
     800.0
 
   Args:
-    source_rate: the rate of the incoming audio, in Hz.
+    source_rate: the rate of the incoming audio, in Hz. The frames are `FRAME` samples (20 ms
+      at 16 kHz) and the constants were calibrated at 16 kHz; resample other rates to it.
     bitrates: the codec's bitrates in b/s, cheapest first.
     switch_width: the backward pass's sigmoid width at the band switch, in b/s.
     round_rule: `"up"` (the more expensive neighbour) or `"nearest"`.
