@@ -2,11 +2,12 @@
 
 OneAdapt steps on `-AccGrad / proxy_ref + lambda * ByteGrad / bytes_ref` (per knob), and Adam
 normalises the step, so only the sign of that sum matters. This runs the default controller on a
-clip at one lambda and prints, per segment and knob, the normalised accuracy term, the
+clip (or another kind of stream: `--modality depth`, `speech`, ...) at one lambda and prints, per segment and knob, the normalised accuracy term, the
 normalised byte term and their ratio: lambda decides a step only where it is near the ratio.
 Not a timing; the numbers are the controller's own.
 
     python benchmarks/gradient_scale.py [--clip bikes] [--estimator decoded] [--lam 0.3]
+    python benchmarks/gradient_scale.py --modality speech --estimator saliency
 """
 
 from __future__ import annotations
@@ -19,19 +20,25 @@ import jax.numpy as jnp
 import numpy as np
 from _common import machine  # benchmarks/ runs as a script folder
 
+from oneadapt_jax import workloads
 from oneadapt_jax.core import Controller, config_of
-from oneadapt_jax.workloads.video import build
 
 
 def main(argv=None) -> dict:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--clip", default="bikes")
+  parser.add_argument("--modality", default="video", choices=tuple(workloads.REGISTRY))
+  parser.add_argument("--clip", default="bikes", help="video only: the clip (face detection)")
   parser.add_argument("--estimator", default="decoded", choices=("decoded", "saliency"))
   parser.add_argument("--lam", type=float, default=0.3)
   parser.add_argument("--max-segments", type=int, default=10)
   parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("results/benchmarks"))
   args = parser.parse_args(argv)
-  workload = build(task="detection", source=args.clip, max_segments=args.max_segments)
+  if args.modality == "video":
+    workload = workloads.build("video", task="detection", source=args.clip,
+                               max_segments=args.max_segments)
+  else:
+    workload = workloads.build(args.modality, max_segments=args.max_segments)
+  stream = args.clip if args.modality == "video" else args.modality
   bound = Controller(estimator=args.estimator).bind(workload)
   setting, opt_state = bound.init(0.5)
   proxy_ref, cost_ref = bound.jitted_reference(bound.model_state, workload.raw(0))
@@ -49,11 +56,11 @@ def main(argv=None) -> dict:
                    "byte_term": cost, "ratio": abs(accuracy) / max(abs(cost), 1e-12)})
     setting, opt_state = step(setting, opt_state, grad, grad_cost, proxy_ref, cost_ref,
                               jnp.float32(args.lam))
-  print(f"# {args.clip}, estimator {args.estimator}, lambda {args.lam}; {machine()}")
-  print(f"{'segment':>7} {'knob':>10} {'value':>7} {'accuracy term':>14} {'byte term':>10} "
+  print(f"# {stream}, estimator {args.estimator}, lambda {args.lam}; {machine()}")
+  print(f"{'segment':>7} {'knob':>18} {'value':>7} {'accuracy term':>14} {'byte term':>10} "
         f"{'|ratio|':>9}")
   for r in rows:
-    print(f"{r['segment']:>7} {r['knob']:>10} {r['value']:>7.3g} {r['accuracy_term']:>+14.3g} "
+    print(f"{r['segment']:>7} {r['knob']:>18} {r['value']:>7.3g} {r['accuracy_term']:>+14.3g} "
           f"{r['byte_term']:>+10.3g} {r['ratio']:>9.3g}")
   ratios = np.asarray([r["ratio"] for r in rows])
   flips = {name: int(np.sum(np.diff(np.sign([r["accuracy_term"] for r in rows
@@ -65,9 +72,9 @@ def main(argv=None) -> dict:
   print(f"median |ratio| {summary['median_ratio']:.3g} (range {ratios.min():.3g} to "
         f"{ratios.max():.3g}); sign changes of the accuracy term over the segments: {flips}")
   args.out.mkdir(parents=True, exist_ok=True)
-  payload = {"machine": machine(), "clip": args.clip, "estimator": args.estimator,
+  payload = {"machine": machine(), "clip": stream, "estimator": args.estimator,
              "lambda": args.lam, "rows": rows, **summary}
-  (args.out / f"gradient_scale_{args.clip}_{args.estimator}.json").write_text(
+  (args.out / f"gradient_scale_{stream}_{args.estimator}.json").write_text(
       json.dumps(payload, indent=1))
   return payload
 
