@@ -251,3 +251,34 @@ def test_best_quality_reproduces_the_reference_and_the_truth_is_measured():
 def test_the_proxy_ranks_configurations_as_the_metric_does():
   result = proxy_check.check(workloads.build("speech", max_segments=4))
   assert result["spearman_pooled"] > 0.3
+
+
+def test_a_calibrated_lambda_is_lambda_times_the_first_segments_ratio():
+  """`calibrate=True` at lambda 1 makes the same decisions as lambda = the ratio of the two
+  terms on the first segment, computed here from the controller's own pieces; a resumed run
+  recomputes the same scale."""
+  from oneadapt_jax import core
+  from oneadapt_jax.core import Controller, Tradeoff
+
+  workload = workloads.build("speech", max_segments=4)
+  bound = Controller().bind(workload)
+  setting, _ = bound.init(0.5)
+  refs = tuple(jnp.maximum(r, 1e-6) for r in bound.jitted_reference(bound.model_state,
+                                                                     workload.raw(0)))
+  config = core.config_of(bound.knob, setting)
+  _, cotangent, _ = bound.server(workload, 0, config)
+  grad, _, grad_cost = bound.camera(setting, workload.raw(0), cotangent)
+  ratio = float(np.median([abs(float(grad[k]) / float(refs[0])) /
+                           abs(float(grad_cost[k]) / float(refs[1])) for k in grad]))
+  assert core.calibration_scale(bound, workload, setting, refs) == pytest.approx(ratio, rel=1e-5)
+  (calibrated,) = core.run_oneadapt(workload, [Tradeoff(lam=1.0)], calibrate=True)
+  (plain,) = core.run_oneadapt(workload, [Tradeoff(lam=ratio)])
+  assert [r.config for r in calibrated] == [r.config for r in plain]
+  states = []
+  (first,) = core.run_oneadapt(workload, [Tradeoff(lam=1.0)], calibrate=True,
+                               checkpoint=states.append)
+  (resumed,) = core.run_oneadapt(workload, [Tradeoff(lam=1.0)], calibrate=True, resume=states[1])
+  assert [r.config for r in resumed] == [r.config for r in first]
+  with pytest.raises(ValueError, match="calibrate needs"):
+    core.run_oneadapt(workload, [Tradeoff(lam=1.0)], controller=Controller(estimator="fused"),
+                      calibrate=True)

@@ -12,6 +12,7 @@ from oneadapt_jax.core._cost import CostModel as CostModel
 from oneadapt_jax.core._loop import PRESETS as PRESETS
 from oneadapt_jax.core._loop import REVISION as ONEADAPT_REVISION
 from oneadapt_jax.core._loop import LoopState as LoopState
+from oneadapt_jax.core._loop import calibration_scale as calibration_scale
 from oneadapt_jax.core._loop import mesh as mesh
 from oneadapt_jax.core._loop import oneadapt as oneadapt
 from oneadapt_jax.core._loop import run_oneadapt as run_oneadapt
@@ -49,6 +50,7 @@ __all__ = (
     "Tradeoff",
     "Workload",
     "WorkloadBase",
+    "calibration_scale",
     "check_schema",
     "config_key",
     "config_of",

@@ -83,7 +83,7 @@ def _put(tree, sharding):
 
 def run_oneadapt(workload: Workload, tradeoffs: Sequence[Tradeoff], *,
                  controller: Controller | None = None, start: float = 0.5,
-                 dual_step: float = 0.25, initial_lam: float = 0.0,
+                 dual_step: float = 0.25, initial_lam: float = 0.0, calibrate: bool = False,
                  resume: LoopState | None = None,
                  checkpoint: Callable[[LoopState], None] | None = None,
                  progress: bool = False, method: str = "oneadapt") -> list[list[Record]]:
@@ -97,6 +97,12 @@ def run_oneadapt(workload: Workload, tradeoffs: Sequence[Tradeoff], *,
       ladder; 1.0: the best quality).
     dual_step: dual ascent's step on `log(bytes / budget)` (budgets only).
     initial_lam: lambda on the first segment (budgets only).
+    calibrate: scale every lambda by the two terms' ratio on the first segment: the median over
+      the knobs of `|AccGrad / proxy_ref| / |ByteGrad / bytes_ref|` at the start, from that
+      segment's own DNNGrad (no extra server work; the camera's chain pulled back twice, as
+      `benchmarks/gradient_scale.py` does). Lambda 1 then weighs the two terms alike on the
+      first segment, whatever their scales on this stream and estimator
+      (`calibration_scale`). With the `decoded` and `saliency` estimators.
     resume: a `LoopState` to go on from (from `checkpoint`).
     checkpoint: called with the `LoopState` after each segment.
     progress: show a progress bar over segments.
@@ -111,6 +117,9 @@ def run_oneadapt(workload: Workload, tradeoffs: Sequence[Tradeoff], *,
     raise ValueError("OneAdapt ascends accuracy - lambda * cost: give it lambdas or budgets, "
                      "not an accuracy target")
   bound = (Controller() if controller is None else controller).bind(workload)
+  if calibrate and bound.controller.estimator not in ("decoded", "saliency"):
+    raise ValueError(f"calibrate needs the decoded or saliency estimator (the server's DNNGrad "
+                     f"on the first segment), not {bound.controller.estimator!r}")
   devices = mesh()
   runs = NamedSharding(devices, P("runs"))
   count = len(tradeoffs)
@@ -135,6 +144,7 @@ def run_oneadapt(workload: Workload, tradeoffs: Sequence[Tradeoff], *,
   settings = _put(settings, runs)
   opt_states = _put(opt_states, runs)
   refs = None
+  scale = 1.0
   segments = range(first, workload.num_segments)
   for i in tqdm(segments, desc=f"oneadapt {workload.kind} ({devices.size} device(s))",
                 disable=not progress):
@@ -144,6 +154,8 @@ def run_oneadapt(workload: Workload, tradeoffs: Sequence[Tradeoff], *,
           bound.model_state, raw if i == 0 else workload.raw(0)))
       if estimator == "reencode":  # real bytes: normalised by the real bytes at the best
         refs = (refs[0], jnp.float32(max(workload.sent(0, workload.best, bound.picked)[1], 1)))
+      if calibrate:  # the first segment's, at the start (on resume: the same, recomputed)
+        scale = calibration_scale(bound, workload, setting, refs)
     host = _to_host(settings)
     spent, cotangents, reencoded = [], [], []
     for r in range(count):
@@ -161,7 +173,7 @@ def run_oneadapt(workload: Workload, tradeoffs: Sequence[Tradeoff], *,
       if tradeoff.budget is not None:
         used = spent[min(r, count - 1)] / (tradeoff.budget * workload.seconds_per_segment)
         lams[r] = max(0.0, lams[r] + dual_step * float(np.log(used)))
-    lam_array = _put(np.asarray(lams, np.float32), runs)
+    lam_array = _put(np.asarray(lams, np.float32) * np.float32(scale), runs)
     if estimator in ("decoded", "saliency"):
       cotangents += cotangents[-1:] * (padded - count)
       cotangents = _put(jax.tree.map(lambda *c: np.stack(c), *cotangents), runs)
@@ -184,6 +196,19 @@ def run_oneadapt(workload: Workload, tradeoffs: Sequence[Tradeoff], *,
   return records
 
 
+def calibration_scale(bound, workload: Workload, setting, refs) -> float:
+  """The median over the knobs of `|AccGrad / proxy_ref| / |ByteGrad / bytes_ref|` on the first
+  segment at `setting` (see `run_oneadapt`'s `calibrate`); 1 where no knob's byte term is
+  nonzero."""
+  config = config_of(bound.knob, setting)
+  _, cotangent, _ = bound.server(workload, 0, config)
+  grad, _, grad_cost = bound.jitted.camera(setting, workload.raw(0), cotangent)
+  proxy_ref, cost_ref = (float(r) for r in refs)
+  ratios = [abs(float(grad[k]) / proxy_ref) / abs(float(grad_cost[k]) / cost_ref)
+            for k in grad if float(grad_cost[k]) != 0.0]
+  return float(np.median(ratios)) if ratios else 1.0
+
+
 #: What a logged OneAdapt run was computed by; runs of another revision are run again, never
 #: reused. 1: the fused AccGrad on two raw frames (before AccGrad on the decoded frames).
 REVISION = 2
@@ -198,13 +223,14 @@ PRESETS = {
 }
 _CONTROLLER_OPTIONS = ("grad_frames", "learning_rate", "betas", "in_rungs", "estimator",
                        "proxy")
-_LOOP_OPTIONS = ("start", "dual_step", "initial_lam")
+_LOOP_OPTIONS = ("start", "dual_step", "initial_lam", "calibrate")
 
 
 def oneadapt(workload: Workload, tradeoff: Tradeoff, *, cost=None, preset: str = "rungs",
              method: str = "oneadapt", **options) -> list[Record]:
   """OneAdapt as a method: one run of `run_oneadapt` at a `PRESETS` entry, any of its options
-  overridden by `options` (`Controller`'s fields; `start`, `dual_step`, `initial_lam`;
+  overridden by `options` (`Controller`'s fields; `start`, `dual_step`, `initial_lam`,
+  `calibrate`;
   `grad_frames=None`: the backward pass on every frame). `method` names the records (a
   variant's name in an ablation). `cost` is not read: what AccGrad costs is in the records
   (`backward_passes`, `profiling_frames`), priced by the `CostModel` when they are summarised."""
