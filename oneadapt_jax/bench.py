@@ -270,6 +270,8 @@ STYLE = {"oneadapt": ("tab:red", "o"), "awstream": ("tab:blue", "s"),
 
 
 VARIANT_COLOURS = ("tab:pink", "tab:olive", "tab:cyan", "tab:brown", "tab:gray")
+#: A variant past the colours' count takes the next marker, so no two variants look alike.
+VARIANT_MARKERS = ("x", "+", "1")
 
 
 def plot(comparison: Mapping, path: pathlib.Path, *, resamples: int = 200) -> pathlib.Path:
@@ -286,8 +288,10 @@ def plot(comparison: Mapping, path: pathlib.Path, *, resamples: int = 200) -> pa
   for ax, axis in zip(axes[0], axes_names):
     variants = [m for m in comparison["points"] if m not in STYLE]  # OneAdapt's ablations
     for method, points in comparison["points"].items():
-      colour, marker = STYLE.get(method) or (VARIANT_COLOURS[variants.index(method)
-                                                             % len(VARIANT_COLOURS)], "x")
+      k = variants.index(method) if method in variants else 0
+      colour, marker = STYLE.get(method) or (
+          VARIANT_COLOURS[k % len(VARIANT_COLOURS)],
+          VARIANT_MARKERS[(k // len(VARIANT_COLOURS)) % len(VARIANT_MARKERS)])
       xs = [p[axis] for p in points]
       ys = [p["accuracy"] for p in points]
       xerr = [[p[axis] - p.get(f"{axis}_ci", [p[axis]] * 2)[0] for p in points],

@@ -78,6 +78,11 @@ DEPTH_ABLATIONS = ("oneadapt[estimator=saliency]", "oneadapt[start=1.0]",
 #: quality's bytes); the same variants as depth.
 SPEECH_LAMBDAS = ("lambda=0.001", "lambda=0.003", "lambda=0.01", "lambda=0.03", "lambda=0.1",
                   "lambda=0.3", "lambda=1")
+#: Lambda calibrated on the first segment (`calibrate`: scaled by the two terms' ratio there),
+#: default and saliency estimators, around lambda 1, on the streams whose scales differ most
+#: from video's.
+CALIBRATED = ("oneadapt[calibrate=true]", "oneadapt[estimator=saliency,calibrate=true]")
+CALIBRATED_LAMBDAS = ("lambda=0.1", "lambda=0.3", "lambda=1", "lambda=3", "lambda=10")
 #: BlazePose costs about 3 s a configuration and segment on 2 CPU cores (up to 8 people a frame,
 #: each through the landmark model), so its bench covers the first 20 s (10 of warm-up) on a
 #: coarser grid (every fifth QP: 48 configurations).
@@ -117,11 +122,13 @@ def get_config(arg=None):
       "carphone": _video("carphone", "carphone", {"task": "detection", "warmup": 1},
                          {**ENCODING, **dict.fromkeys(ABLATIONS, LAMBDAS), **WIDE}),
       "depth": _video("depth", None, {},
-                      dict.fromkeys(("oneadapt", "awstream", "chameleon", "oracle",
-                                     *DEPTH_ABLATIONS), DEPTH_LAMBDAS), kind="depth"),
+                      {**dict.fromkeys(("oneadapt", "awstream", "chameleon", "oracle",
+                                        *DEPTH_ABLATIONS), DEPTH_LAMBDAS),
+                       **dict.fromkeys(CALIBRATED, CALIBRATED_LAMBDAS)}, kind="depth"),
       "speech": _video("speech", None, {},
-                       dict.fromkeys(("oneadapt", "awstream", "chameleon", "oracle",
-                                      *DEPTH_ABLATIONS), SPEECH_LAMBDAS), kind="speech"),
+                       {**dict.fromkeys(("oneadapt", "awstream", "chameleon", "oracle",
+                                         *DEPTH_ABLATIONS), SPEECH_LAMBDAS),
+                        **dict.fromkeys(CALIBRATED, CALIBRATED_LAMBDAS)}, kind="speech"),
       "runlocal": _video("runlocal", "carphone",
                          {"task": "detection", "warmup": 1, "max_segments": 3, "qp_stride": 8},
                          {"oneadapt": LAMBDAS[2:5:2], "awstream": LAMBDAS[2:5:2],
