@@ -20,6 +20,7 @@ Prints the table with the machine and writes `speech_codec.json`.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import pathlib
 
@@ -31,6 +32,7 @@ from scipy.stats import spearmanr
 
 import knobs
 from oneadapt_jax import opus, sentences
+from oneadapt_jax.core import setting_of
 from oneadapt_jax.workloads import speech as speech_kind
 
 
@@ -83,15 +85,13 @@ def main(argv=None) -> dict:
   # the chain's bytes over the whole grid against the real sender's, and their gradients' signs
   chain = speech_kind.knob_chain()
   ladders = chain.values
-  grid = [dict(zip(ladders, c)) for c in np.array(np.meshgrid(*ladders.values())).reshape(
-      len(ladders), -1).T.tolist()]
+  grid = [dict(zip(ladders, map(float, c))) for c in itertools.product(*ladders.values())]
   byte_grad = jax.jit(jax.grad(chain.cost))
   rank, byte_agree, byte_steps = [], 0, 0
   for wave in waves[:3]:
     x = jnp.asarray(wave)
     real = {tuple(c.values()): speech_kind.send(wave, c)[1] for c in grid}
-    setting = {tuple(c.values()): {n: jnp.float32(list(ladders[n]).index(c[n]) /
-                                                  (len(ladders[n]) - 1)) for n in c} for c in grid}
+    setting = {tuple(c.values()): setting_of(chain, c) for c in grid}
     rank.append(spearmanr(list(real.values()),
                           [float(chain.cost(setting[k], x)) for k in real]).statistic)
     for c in grid:

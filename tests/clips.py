@@ -3,7 +3,6 @@ helpers the test modules share."""
 
 import functools
 
-import jax.numpy as jnp
 import numpy as np
 from skimage import data, transform
 
@@ -26,13 +25,6 @@ def pan(num_frames: int = 4, height: int = 37, width: int = 53, *, name: str = "
   clip = np.stack(frames)
   assert clip.shape == (num_frames, height, width, 3), clip.shape
   return np.clip(clip, 0.0, 1.0)
-
-
-def setting_at(knob, config) -> dict:
-  """A chain's setting on the rungs of a discrete `config` (`{name: physical value}`): the
-  inverse of `oneadapt_jax.core.config_of`."""
-  return {name: jnp.float32(list(values).index(config[name]) / (len(values) - 1))
-          for name, values in knob.values.items()}
 
 
 def assert_same_weights(a, b) -> None:

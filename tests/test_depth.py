@@ -14,7 +14,7 @@ from scipy.stats import spearmanr
 import knobs
 import knobs.testing
 from models import trained
-from oneadapt_jax import depth, proxy_check, train, workloads
+from oneadapt_jax import core, depth, proxy_check, train, workloads
 from oneadapt_jax.workloads import depth as depth_kind
 from tests import clips
 
@@ -123,7 +123,7 @@ def test_the_knobs_forward_pass_is_what_the_sender_delivers(bits):
   knob = depth_kind.knob_chain()
   for rate in (10.0, 2.0):
     config = {"resolution": 1.0, "frame_rate": rate, "depth_quantization": bits}
-    setting = clips.setting_at(knob, config)
+    setting = core.setting_of(knob, config)
     ours = np.asarray(knob.apply(setting, segment))
     sent = depth.send(np.asarray(segment), config)
     np.testing.assert_allclose(ours, sent.frames, atol=1.5 / 65535)
@@ -136,7 +136,7 @@ def test_the_bit_estimate_ranks_configurations_as_ffv1_bytes_do():
   cost = jax.jit(knob.cost)
   estimates, real = [], []
   for config in workloads.build("depth", max_segments=1).grid()[::3]:
-    setting = clips.setting_at(knob, config)
+    setting = core.setting_of(knob, config)
     estimates.append(float(cost(setting, jnp.asarray(segment))))
     real.append(depth.send(segment, config).num_bytes)
   assert spearmanr(estimates, real).statistic > 0.9

@@ -15,8 +15,9 @@ import knobs
 import knobs.testing
 from models import trained
 from oneadapt_jax import metrics, opus, proxy_check, sentences, speech, train, workloads
+from oneadapt_jax.core import setting_of
 from oneadapt_jax.workloads import speech as speech_kind
-from tests.clips import assert_same_weights, setting_at
+from tests.clips import assert_same_weights
 
 BITRATES = (6000.0, 8000.0, 12000.0, 16000.0, 24000.0, 32000.0)
 
@@ -203,7 +204,7 @@ def test_the_chains_byte_gradient_has_the_sign_of_opus_bytes(spoken):
         if change == 0:
           continue
         total += 1
-        agree += np.sign(float(grad(setting_at(chain, config), jnp.asarray(clip))[name])) == \
+        agree += np.sign(float(grad(setting_of(chain, config), jnp.asarray(clip))[name])) == \
             np.sign(change)
   assert total >= 12 and agree == total, (agree, total)
 
@@ -214,7 +215,7 @@ def test_the_chains_bytes_rank_as_opus_bytes_do(spoken):
   grid = [{"chunk_drop": d, "audio_bitrate": b} for d in (0.3, 0.1, 0.0) for b in BITRATES]
   for clip in noisy[:2]:
     real = [speech_kind.send(clip, c)[1] for c in grid]
-    ours = [float(chain.cost(setting_at(chain, c), jnp.asarray(clip))) for c in grid]
+    ours = [float(chain.cost(setting_of(chain, c), jnp.asarray(clip))) for c in grid]
     assert spearmanr(real, ours).statistic > 0.9
 
 

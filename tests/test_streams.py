@@ -153,7 +153,7 @@ def test_audio_knobs_forward_is_what_the_real_sender_plays(config):
   wave, _ = speech.stream(2, seed=0)
   wave = wave[1]
   knob = audio_kind.knob_chain()
-  setting = clips.setting_at(knob, config)
+  setting = core.setting_of(knob, config)
   ours = np.asarray(knob.apply(setting, jnp.asarray(wave)))
   played, num_bytes = audio_kind.send(wave, config)
   error = np.sqrt(np.mean((ours - played) ** 2)) / np.sqrt(np.mean(played**2))
@@ -167,7 +167,7 @@ def test_lidar_knobs_forward_is_exactly_what_the_sender_sends():
   knob = lidar_kind.knob_chain()
   for radius, density, step in [(60.0, 0.3, 1.0), (30.0, 0.7, 0.1), (60.0, 1.0, 0.01)]:
     config = {"point_range": radius, "point_density": density, "point_quantization": step}
-    setting = clips.setting_at(knob, config)
+    setting = core.setting_of(knob, config)
     ours = knob.apply(setting, knobs.PointCloud(*map(jnp.asarray, cloud)))
     sent, num_bytes = lidar_kind.send(cloud, config)
     np.testing.assert_array_equal(np.asarray(ours.mask), sent.mask)

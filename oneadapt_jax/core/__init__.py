@@ -8,6 +8,7 @@ from oneadapt_jax.core._controller import ESTIMATORS as ESTIMATORS
 from oneadapt_jax.core._controller import Bound as Bound
 from oneadapt_jax.core._controller import Controller as Controller
 from oneadapt_jax.core._controller import config_of as config_of
+from oneadapt_jax.core._controller import setting_of as setting_of
 from oneadapt_jax.core._cost import CostModel as CostModel
 from oneadapt_jax.core._loop import PRESETS as PRESETS
 from oneadapt_jax.core._loop import REVISION as ONEADAPT_REVISION
@@ -57,5 +58,6 @@ __all__ = (
     "mesh",
     "oneadapt",
     "run_oneadapt",
+    "setting_of",
     "utility",
 )

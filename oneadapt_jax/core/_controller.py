@@ -102,6 +102,13 @@ class Controller:
     return _bound(self, workload)
 
 
+def setting_of(knob: knobs.Knob, config: Config) -> dict:
+  """A chain's setting on the rungs of a discrete `config` (`{name: physical value}`, each a
+  rung of its ladder): the inverse of `config_of`."""
+  return {name: jnp.float32(list(values).index(config[name]) / (len(values) - 1))
+          for name, values in knob.values.items()}
+
+
 def config_of(knob: knobs.Knob, setting) -> Config:
   """The discrete configuration a setting rounds up to, at the rungs' exact values
   (interpolating in float32 would hand x264 QP 22.0000019); a knob whose setting is an array
