@@ -144,7 +144,7 @@ def run_oneadapt(workload: Workload, tradeoffs: Sequence[Tradeoff], *,
   settings = _put(settings, runs)
   opt_states = _put(opt_states, runs)
   refs = None
-  scale = 1.0
+  scale = None if calibrate else 1.0
   segments = range(first, workload.num_segments)
   for i in tqdm(segments, desc=f"oneadapt {workload.kind} ({devices.size} device(s))",
                 disable=not progress):
@@ -154,8 +154,6 @@ def run_oneadapt(workload: Workload, tradeoffs: Sequence[Tradeoff], *,
           bound.model_state, raw if i == 0 else workload.raw(0)))
       if estimator == "reencode":  # real bytes: normalised by the real bytes at the best
         refs = (refs[0], jnp.float32(max(workload.sent(0, workload.best, bound.picked)[1], 1)))
-      if calibrate:  # the first segment's, at the start (on resume: the same, recomputed)
-        scale = calibration_scale(bound, workload, setting, refs)
     host = _to_host(settings)
     spent, cotangents, reencoded = [], [], []
     for r in range(count):
@@ -173,6 +171,9 @@ def run_oneadapt(workload: Workload, tradeoffs: Sequence[Tradeoff], *,
       if tradeoff.budget is not None:
         used = spent[min(r, count - 1)] / (tradeoff.budget * workload.seconds_per_segment)
         lams[r] = max(0.0, lams[r] + dual_step * float(np.log(used)))
+    if scale is None:  # the first segment's, at the start (on resume: the same, recomputed)
+      scale = calibration_scale(bound, workload, setting, refs,
+                                cotangents[0] if i == 0 else None)
     lam_array = _put(np.asarray(lams, np.float32) * np.float32(scale), runs)
     if estimator in ("decoded", "saliency"):
       cotangents += cotangents[-1:] * (padded - count)
@@ -196,12 +197,13 @@ def run_oneadapt(workload: Workload, tradeoffs: Sequence[Tradeoff], *,
   return records
 
 
-def calibration_scale(bound, workload: Workload, setting, refs) -> float:
+def calibration_scale(bound, workload: Workload, setting, refs, cotangent=None) -> float:
   """The median over the knobs of `|AccGrad / proxy_ref| / |ByteGrad / bytes_ref|` on the first
   segment at `setting` (see `run_oneadapt`'s `calibrate`); 1 where no knob's byte term is
-  nonzero."""
-  config = config_of(bound.knob, setting)
-  _, cotangent, _ = bound.server(workload, 0, config)
+  nonzero. `cotangent`: the server's DNNGrad there, when the loop already has it (else the
+  server computes it)."""
+  if cotangent is None:
+    _, cotangent, _ = bound.server(workload, 0, config_of(bound.knob, setting))
   grad, _, grad_cost = bound.jitted.camera(setting, workload.raw(0), cotangent)
   proxy_ref, cost_ref = (float(r) for r in refs)
   ratios = [abs(float(grad[k]) / proxy_ref) / abs(float(grad_cost[k]) / cost_ref)
