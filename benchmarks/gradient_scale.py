@@ -2,8 +2,8 @@
 
 OneAdapt steps on `-AccGrad / proxy_ref + lambda * ByteGrad / bytes_ref` (per knob), and Adam
 normalises the step, so only the sign of that sum matters. This runs the default controller on a
-clip (or another kind of stream: `--modality depth`, `speech`, ...) at one lambda and prints, per segment and knob, the normalised accuracy term, the
-normalised byte term and their ratio: lambda decides a step only where it is near the ratio.
+clip (or another kind of stream: `--modality depth`, `speech`, ...) at one lambda and prints,
+per segment and knob, the normalised accuracy term, the normalised byte term and their ratio: lambda decides a step only where it is near the ratio.
 Not a timing; the numbers are the controller's own.
 
     python benchmarks/gradient_scale.py [--clip bikes] [--estimator decoded] [--lam 0.3]

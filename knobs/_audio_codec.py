@@ -76,7 +76,8 @@ def _frames(wave: jax.Array) -> jax.Array:
 
 
 def _overlap_add(frames: jax.Array, num: int) -> jax.Array:
-  """The inverse of `_frames` (after windowing the frames again): `[..., m, FRAME]` -> `[..., num]`."""
+  """The inverse of `_frames` (after windowing the frames again): `[..., m, FRAME]` ->
+  `[..., num]`."""
   frames = frames * _window(frames.ndim, frames.dtype)
   halves = frames.reshape(frames.shape[:-1] + (2, HOP))
   blocks = halves[..., 1:, 0, :] + halves[..., :-1, 1, :]

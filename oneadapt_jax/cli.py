@@ -59,8 +59,8 @@ def _parser() -> argparse.ArgumentParser:
       "run", help="OneAdapt and its baselines on one kind of stream over its real sender "
                   "(resumable); an experiment config with command-line overrides")
   run.add_argument("--config", default=None,
-                   help="an experiment config: NAME[:ARG] (bundled: demo, video, audio, lidar, depth, speech; "
-                        "ARG runlocal: the small variant) or a path to a .py file with "
+                   help="an experiment config: NAME[:ARG] (bundled: demo, video, audio, lidar, "
+                        "depth, speech; ARG runlocal: the small variant) or a path to a .py file with "
                         "get_config (default: video, or the --modality's)")
   run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key (JSON value), e.g. lambdas=[0.1] or "
@@ -105,7 +105,8 @@ def _parser() -> argparse.ArgumentParser:
   batch.add_argument("--process-id", type=int, default=None)
   check = sub.add_parser(
       "proxy-check", help="Spearman of each accuracy proxy against its real metric over x264 "
-                          "encodes (or, with --modality audio|lidar|depth|speech, over the real senders)")
+                          "encodes (or, with --modality audio|lidar|depth|speech, over the real "
+                          "senders)")
   check.add_argument("--modality", default="video",
                      help="video (the documented cases), or another kind of stream")
   check.add_argument("--clip", default=None,

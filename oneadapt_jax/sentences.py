@@ -112,7 +112,8 @@ def utterances(voices, count: int, *, seed: int, progress: bool = False):
   # Drawn up front so the result does not depend on the threads' order; a quarter more than
   # needed, as a long sentence at a slow speed may not fit.
   draws = [(*sentence(rng), str(rng.choice(voices)), int(rng.choice(SPEEDS)),
-            int(rng.choice(speech.PITCHES)), float(rng.uniform())) for _ in range(count * 5 // 4 + 8)]
+            int(rng.choice(speech.PITCHES)), float(rng.uniform()))
+           for _ in range(count * 5 // 4 + 8)]
   with concurrent.futures.ThreadPoolExecutor(4) as pool:
     spoken = list(tqdm(pool.map(lambda d: synthesise(*d[:1], *d[2:5]), draws), total=len(draws),
                        desc="espeak-ng sentences", disable=not progress))

@@ -236,8 +236,8 @@ def train_asr(seed: int = 0, *, steps: int = 1200, batch: int = 32, sentences_co
 
   audio, words = sentences.utterances(speech.TRAIN_VOICES, sentences_count, seed=seed,
                                       progress=progress)
-  held_audio, held_words = sentences.utterances(speech.HELD_OUT_VOICES, held_out_count, seed=seed + 500,
-                                                progress=progress)
+  held_audio, held_words = sentences.utterances(speech.HELD_OUT_VOICES, held_out_count,
+                                                seed=seed + 500, progress=progress)
   rng = np.random.default_rng(seed)
   held_out = speech.noisy(held_audio, rng.uniform(0, 30, len(held_audio)), rng)
   longest = max(len(w) for w in words)

@@ -68,7 +68,8 @@ def _wer_brute_force(words, reference):
   def d(i, j):
     if i == 0 or j == 0:
       return i + j
-    return min(d(i - 1, j) + 1, d(i, j - 1) + 1, d(i - 1, j - 1) + (words[i - 1] != reference[j - 1]))
+    substitution = d(i - 1, j - 1) + (words[i - 1] != reference[j - 1])
+    return min(d(i - 1, j) + 1, d(i, j - 1) + 1, substitution)
   return d(len(words), len(reference)) / len(reference)
 
 

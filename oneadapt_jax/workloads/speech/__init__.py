@@ -12,5 +12,5 @@ from oneadapt_jax.workloads.speech._workload import send as send
 from oneadapt_jax.workloads.speech._workload import transcript as transcript
 from oneadapt_jax.workloads.speech._workload import truth_metric as truth_metric
 
-__all__ = ("CHUNKS", "SEGMENTS", "SpeechWorkload", "build", "knob_chain", "load_model", "metric", "proxy",
-           "send", "transcript", "truth_metric")
+__all__ = ("CHUNKS", "SEGMENTS", "SpeechWorkload", "build", "knob_chain", "load_model", "metric",
+           "proxy", "send", "transcript", "truth_metric")
