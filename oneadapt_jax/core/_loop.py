@@ -173,7 +173,7 @@ def run_oneadapt(workload: Workload, tradeoffs: Sequence[Tradeoff], *,
         lams[r] = max(0.0, lams[r] + dual_step * float(np.log(used)))
     if scale is None:  # the first segment's, at the start (on resume: the same, recomputed)
       scale = calibration_scale(bound, workload, setting, refs,
-                                cotangents[0] if i == 0 else None)
+                                cotangent=cotangents[0] if i == 0 else None)
     lam_array = _put(np.asarray(lams, np.float32) * np.float32(scale), runs)
     if estimator in ("decoded", "saliency"):
       cotangents += cotangents[-1:] * (padded - count)
@@ -197,7 +197,7 @@ def run_oneadapt(workload: Workload, tradeoffs: Sequence[Tradeoff], *,
   return records
 
 
-def calibration_scale(bound, workload: Workload, setting, refs, cotangent=None) -> float:
+def calibration_scale(bound, workload: Workload, setting, refs, *, cotangent=None) -> float:
   """The median over the knobs of `|AccGrad / proxy_ref| / |ByteGrad / bytes_ref|` on the first
   segment at `setting` (see `run_oneadapt`'s `calibrate`); 1 where no knob's byte term is
   nonzero. `cotangent`: the server's DNNGrad there, when the loop already has it (else the
