@@ -126,6 +126,16 @@ def test_the_sender_counts_only_the_chunks_it_sends(spoken):
              for c in range(speech_kind.CHUNKS))
 
 
+def test_each_opus_packet_counts_with_the_chunk_its_samples_are_in():
+  ids = knobs.chunk_ids(sentences.SAMPLES, speech_kind.CHUNKS)
+  packets = sentences.SAMPLES // opus.PACKET + 1  # the last one flushes the encoder
+  owner = speech_kind.packet_chunks(packets, ids)
+  for p in range(packets - 1):  # brute force: the chunks of the samples the packet carries
+    assert set(ids[p * opus.PACKET:(p + 1) * opus.PACKET].tolist()) == {owner[p]}, p
+  assert owner[-1] == speech_kind.CHUNKS - 1
+  assert np.bincount(owner[:-1]).tolist() == [packets // speech_kind.CHUNKS] * speech_kind.CHUNKS
+
+
 # --------------------------------------------------------------------------- the bitrate knob
 
 

@@ -7,10 +7,11 @@ from oneadapt_jax.workloads.speech._workload import build as build
 from oneadapt_jax.workloads.speech._workload import knob_chain as knob_chain
 from oneadapt_jax.workloads.speech._workload import load_model as load_model
 from oneadapt_jax.workloads.speech._workload import metric as metric
+from oneadapt_jax.workloads.speech._workload import packet_chunks as packet_chunks
 from oneadapt_jax.workloads.speech._workload import proxy as proxy
 from oneadapt_jax.workloads.speech._workload import send as send
 from oneadapt_jax.workloads.speech._workload import transcript as transcript
 from oneadapt_jax.workloads.speech._workload import truth_metric as truth_metric
 
 __all__ = ("CHUNKS", "SEGMENTS", "SpeechWorkload", "build", "knob_chain", "load_model", "metric",
-           "proxy", "send", "transcript", "truth_metric")
+           "packet_chunks", "proxy", "send", "transcript", "truth_metric")

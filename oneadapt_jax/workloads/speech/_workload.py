@@ -51,10 +51,16 @@ def send(wave: np.ndarray, config: Config, *, chunks: int = CHUNKS) -> tuple[np.
   rms = np.sqrt(np.array([np.mean(wave[ids == c] ** 2) for c in range(chunks)]) + 1e-12)
   sent = np.asarray(knobs.chunks_sent(rms / rms.max(), config["chunk_drop"]))
   coded = opus.encode(wave * sent[ids], config["audio_bitrate"])
-  # Packet p carries samples [p, p + 1) * PACKET; the last one flushes the encoder.
-  packet_chunk = knobs.chunk_ids(len(coded.packet_bytes), chunks)
-  num_bytes = int(coded.packet_bytes[sent[packet_chunk]].sum())
+  num_bytes = int(coded.packet_bytes[sent[packet_chunks(len(coded.packet_bytes), ids)]].sum())
   return coded.audio * sent[ids], num_bytes
+
+
+def packet_chunks(num_packets: int, sample_chunks: np.ndarray) -> np.ndarray:
+  """The chunk each Opus packet belongs to: packet `p` carries samples `[p, p + 1) * PACKET`,
+  so it is the chunk of its first sample; the last packet flushes the encoder and counts with the
+  last chunk. `sample_chunks` is `knobs.chunk_ids` of the segment's samples."""
+  first = np.minimum(np.arange(num_packets) * opus.PACKET, len(sample_chunks) - 1)
+  return sample_chunks[first]
 
 
 def load_model() -> models.SpeechRecognizer:
