@@ -248,6 +248,33 @@ def test_chain_applies_members_in_camera_order():
   np.testing.assert_allclose(knob.apply(setting, frames), expected, atol=1e-6)
 
 
+def _scipy_lowpass(frames: np.ndarray, scale: float, rolloff: float) -> np.ndarray:
+  """The resolution knob's filter from its definition: DCT-II (SciPy, ortho) along height and
+  width, the raised-cosine gain, the inverse DCT; 8-bit range clipping as the knob does."""
+  import scipy.fft
+
+  out = frames.astype(np.float64)
+  for axis in (-3, -2):
+    size = frames.shape[axis]
+    position = np.clip((np.arange(size) / size - scale * (1 - rolloff)) / (2 * scale * rolloff),
+                       0.0, 1.0)
+    gain = (0.5 + 0.5 * np.cos(np.pi * position)).reshape([-1] + [1] * (-axis - 1))
+    out = scipy.fft.idct(gain * scipy.fft.dct(out, axis=axis, norm="ortho"), axis=axis,
+                         norm="ortho")
+  return np.clip(out, 0.0, 1.0)
+
+
+@pytest.mark.parametrize("shape", [(2, 37, 53, 3), (2, 1, 9, 16, 1)])
+@pytest.mark.parametrize("setting", [0.0, 0.37, 0.8])
+def test_resolution_is_the_dct_low_pass_of_a_scipy_reference(shape, setting):
+  frames = np.asarray(jax.random.uniform(jax.random.key(3), shape))
+  knob = knobs.resolution()
+  scale = float(knob.to_physical(jnp.float32(setting)))
+  assert scale < 1.0
+  np.testing.assert_allclose(knob.apply(jnp.float32(setting), jnp.asarray(frames)),
+                             _scipy_lowpass(frames, scale, 0.15), atol=2e-6)
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_public_check_knob_accepts_every_knob(name):
   import knobs.testing
