@@ -247,7 +247,8 @@ def report(comparison: Mapping) -> str:
                    f"{'n/a' if gain is None else f'{gain * 100:+.1f}'} "
                    f"{_ci(row['gain_ci'][k])} |")
   variants = comparison.get("variants") or []
-  if len({row["ours"] for row in variants}) > 1:
+  # Beside the default's rows above, or in their place when a sweep runs variants alone.
+  if any(row["ours"] != "oneadapt" for row in variants):
     title = (f"OneAdapt's variants against the other curves on "
              f"{AXIS_NAMES[comparison['axis']]} (saving and gain as above, each variant in "
              "OneAdapt's place):")

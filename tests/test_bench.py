@@ -66,6 +66,35 @@ def test_comparison_reads_saving_and_gain_at_their_points_with_paired_intervals(
   assert flat["mean_saving_ci"][0] == pytest.approx(flat["mean_saving_ci"][1])
 
 
+def _results(runs: dict, segments: int = 6) -> dict:
+  """A hand-made `results.json`: `runs` maps (method, lambda) to (accuracy, bytes) held on every
+  segment."""
+  def record(method, lam, accuracy, num_bytes, segment):
+    return {"method": method, "segment": segment, "config": {"qp": 30.0},
+            "accuracy": accuracy, "bytes": num_bytes, "dnn_frames": 10, "backward_passes": 1,
+            "profiling_frames": 0, "camera_encodes": 1, "lam": lam}
+  return {"task": "detection", "source": "hand-made", "segments": segments,
+          "warmup_segments": 0, "frames_per_segment": 10, "device": "cpu",
+          "cost_model": {"backward_cost": 1.0, "spare_gpu_fps": 5.0},
+          "best_bytes": {str(i): 100.0 for i in range(segments)}, "static": [],
+          "runs": [{"method": m, "lambda": lam,
+                    "per_segment": [record(m, lam, a, b, i) for i in range(segments)]}
+                   for (m, lam), (a, b) in runs.items()]}
+
+
+def test_a_sweep_of_variants_alone_still_reports_them_against_the_baselines():
+  results = _results({("oneadapt[estimator=saliency]", 0.1): (0.6, 20.0),
+                      ("oneadapt[estimator=saliency]", 1.0): (0.9, 50.0),
+                      ("awstream", 0.1): (0.8, 45.0)})
+  comparison = bench.compare_results(results, resamples=20)
+  assert comparison["rows"] == []  # no default OneAdapt to compare
+  (row,) = comparison["variants"]
+  assert row["mean_gain"] == pytest.approx(0.6 + (45 - 20) / 30 * 0.3 - 0.8)
+  text = bench.report(comparison | {"name": "hand-made", "cost_model": results["cost_model"]})
+  assert "| oneadapt[estimator=saliency] | awstream |" in text
+  assert f"{row['mean_gain'] * 100:+.1f} pts" in text
+
+
 def test_comparison_refuses_runs_over_different_segments_and_unknown_axes():
   with pytest.raises(ValueError, match="different numbers"):
     curves.compare([_run("oneadapt", "a", [0.5] * 3, [1] * 3)],
