@@ -8,6 +8,11 @@ Not a timing; the numbers are the controller's own.
 
     python benchmarks/gradient_scale.py [--clip bikes] [--estimator decoded] [--lam 0.3]
     python benchmarks/gradient_scale.py --modality speech --estimator saliency
+    python benchmarks/gradient_scale.py --clip vtest --model pedestrian_ssdlite_whole \
+        --estimator saliency --calibrate --lam 1
+
+`--calibrate` scales lambda as `oneadapt[calibrate=true]` does (the ratio measured on the first
+segment at the start), so the rows are that variant's path.
 """
 
 from __future__ import annotations
@@ -21,20 +26,25 @@ import numpy as np
 from _common import machine  # benchmarks/ runs as a script folder
 
 from oneadapt_jax import workloads
-from oneadapt_jax.core import Controller, config_of
+from oneadapt_jax.core import Controller, calibration_scale, config_of
 
 
 def main(argv=None) -> dict:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--modality", default="video", choices=tuple(workloads.REGISTRY))
-  parser.add_argument("--clip", default="bikes", help="video only: the clip (face detection)")
+  parser.add_argument("--clip", default="bikes", help="video only: the clip (detection)")
+  parser.add_argument("--model", default=None,
+                      help="video only: the detector, where the clip has several (the bench's "
+                           "vtest configs use pedestrian_ssdlite_whole)")
+  parser.add_argument("--calibrate", action="store_true",
+                      help="scale lambda by the first segment's ratio, as oneadapt[calibrate=true]")
   parser.add_argument("--estimator", default="decoded", choices=("decoded", "saliency"))
   parser.add_argument("--lam", type=float, default=0.3)
   parser.add_argument("--max-segments", type=int, default=10)
   parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("results/benchmarks"))
   args = parser.parse_args(argv)
   if args.modality == "video":
-    workload = workloads.build("video", task="detection", source=args.clip,
+    workload = workloads.build("video", task="detection", source=args.clip, model=args.model,
                                max_segments=args.max_segments)
   else:
     workload = workloads.build(args.modality, max_segments=args.max_segments)
@@ -43,6 +53,8 @@ def main(argv=None) -> dict:
   setting, opt_state = bound.init(0.5)
   proxy_ref, cost_ref = bound.jitted_reference(bound.model_state, workload.raw(0))
   step, camera = bound.jitted.step, bound.jitted.camera
+  scale = (calibration_scale(bound, workload, setting, (proxy_ref, cost_ref)) if args.calibrate
+           else 1.0)
   rows = []
   for i in range(workload.num_segments):
     raw = workload.raw(i)
@@ -55,8 +67,9 @@ def main(argv=None) -> dict:
       rows.append({"segment": i, "knob": name, "value": config[name], "accuracy_term": accuracy,
                    "byte_term": cost, "ratio": abs(accuracy) / max(abs(cost), 1e-12)})
     setting, opt_state = step(setting, opt_state, grad, grad_cost, proxy_ref, cost_ref,
-                              jnp.float32(args.lam))
-  print(f"# {stream}, estimator {args.estimator}, lambda {args.lam}; {machine()}")
+                              jnp.float32(args.lam * scale))
+  calibrated = f" x {scale:.3g} (calibrated)" if args.calibrate else ""
+  print(f"# {stream}, estimator {args.estimator}, lambda {args.lam}{calibrated}; {machine()}")
   print(f"{'segment':>7} {'knob':>18} {'value':>7} {'accuracy term':>14} {'byte term':>10} "
         f"{'|ratio|':>9}")
   for r in rows:
@@ -73,8 +86,9 @@ def main(argv=None) -> dict:
         f"{ratios.max():.3g}); sign changes of the accuracy term over the segments: {flips}")
   args.out.mkdir(parents=True, exist_ok=True)
   payload = {"machine": machine(), "clip": stream, "estimator": args.estimator,
-             "lambda": args.lam, "rows": rows, **summary}
-  (args.out / f"gradient_scale_{stream}_{args.estimator}.json").write_text(
+             "lambda": args.lam, "calibration_scale": scale, "rows": rows, **summary}
+  suffix = "_calibrated" if args.calibrate else ""
+  (args.out / f"gradient_scale_{stream}_{args.estimator}{suffix}.json").write_text(
       json.dumps(payload, indent=1))
   return payload
 

@@ -80,6 +80,12 @@ def test_gradient_scale_runs_and_its_ratios_are_the_two_terms(tmp_path):
     if r["knob"] != "frame_rate":
       assert r["byte_term"] > 0  # more quality, more bytes
   assert payload["median_ratio"] == pytest.approx(float(np.median([r["ratio"] for r in rows])))
+  # --calibrate: lambda times the first segment's median ratio over the knobs, at the start
+  calibrated = gradient_scale.main(["--clip", "carphone", "--max-segments", "1", "--calibrate",
+                                    "--out", str(tmp_path)])
+  first = [r["ratio"] for r in rows if r["segment"] == 0]
+  assert calibrated["calibration_scale"] == pytest.approx(float(np.median(first)), rel=1e-4)
+  assert (tmp_path / "gradient_scale_carphone_decoded_calibrated.json").exists()
 
 
 @pytest.mark.slow
