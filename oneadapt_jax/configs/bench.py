@@ -13,7 +13,7 @@ small one tests/test_bench.py runs (carphone, 3 segments, a coarse grid).
 | `bikes`, `carphone` | face detection (BlazeFace), resolution/frame rate/QP | 2 s, 1 s | bytes |
 | `depth` | ground segmentation of the depth stream over autzen, resolution/frame rate/bits, FFV1 | none | bytes |
 | `speech` | text from espeak-ng sentences (CTC), chunk dropping/Opus bitrate | none | bytes |
-| `vtest-calibrated` | vtest pedestrians, `oneadapt[estimator=saliency,calibrate=true]` alone against the baselines (not in `SUITE`) | 10 s | bytes |
+| `vtest-calibrated` | vtest pedestrians, calibrated saliency OneAdapt and the baselines only | 10 s | bytes |
 
 The vtest configs bench its first 40 s (10 of warm-up, 30 scored): on 2 CPU cores the
 72-configuration sweep that every profiling method, the oracle and the static frontier read costs about 50 s a
