@@ -14,13 +14,8 @@ quiet room to a loud street and back, as in the keyword stream.
 
 from __future__ import annotations
 
-import concurrent.futures
-import hashlib
-import json
-
 import numpy as np
 
-import models
 from oneadapt_jax import speech
 
 RATE = speech.RATE
@@ -100,40 +95,31 @@ def utterances(voices, count: int, *, seed: int, progress: bool = False):
   Synthesised once and cached (`<cache>/speech/sentences-*.npz`, keyed by the arguments, the
   grammar's vocabulary and espeak-ng's version).
   """
-  key = hashlib.sha256(json.dumps([speech._version(), VOCABULARY, list(voices), count, seed,
-                                   SPEEDS, speech.PITCHES, SAMPLES, 2]).encode()).hexdigest()[:16]
-  path = models.cache_dir() / "speech" / f"sentences-{key}.npz"
-  if path.exists():
-    with np.load(path, allow_pickle=False) as f:
-      return f["audio"], [str(s).split() for s in f["words"]]
-  from tqdm.auto import tqdm
+  def build():
+    rng = np.random.default_rng(seed)
+    # Drawn up front so the result does not depend on the threads' order; a quarter more than
+    # needed, as a long sentence at a slow speed may not fit.
+    draws = [(*sentence(rng), str(rng.choice(voices)), int(rng.choice(SPEEDS)),
+              int(rng.choice(speech.PITCHES)), float(rng.uniform()))
+             for _ in range(count * 5 // 4 + 8)]
+    spoken = speech.synthesise_all(synthesise, [(d[0], *d[2:5]) for d in draws],
+                                   desc="espeak-ng sentences", progress=progress)
+    audio, words = [], []
+    for draw, clip in zip(draws, spoken):
+      if len(clip) > SAMPLES - RATE // 10 or len(audio) == count:
+        continue
+      start = int(draw[5] * (SAMPLES - len(clip)))
+      segment = np.zeros(SAMPLES, np.float32)
+      segment[start:start + len(clip)] = clip
+      audio.append(segment)
+      words.append(draw[1])
+    if len(audio) < count:
+      raise speech.SpeechError(f"only {len(audio)} of {count} sentences fit {SECONDS} s")
+    return {"audio": np.stack(audio), "words": np.array([" ".join(w) for w in words])}
 
-  rng = np.random.default_rng(seed)
-  # Drawn up front so the result does not depend on the threads' order; a quarter more than
-  # needed, as a long sentence at a slow speed may not fit.
-  draws = [(*sentence(rng), str(rng.choice(voices)), int(rng.choice(SPEEDS)),
-            int(rng.choice(speech.PITCHES)), float(rng.uniform()))
-           for _ in range(count * 5 // 4 + 8)]
-  with concurrent.futures.ThreadPoolExecutor(4) as pool:
-    spoken = list(tqdm(pool.map(lambda d: synthesise(*d[:1], *d[2:5]), draws), total=len(draws),
-                       desc="espeak-ng sentences", disable=not progress))
-  audio, words = [], []
-  for draw, clip in zip(draws, spoken):
-    if len(clip) > SAMPLES - RATE // 10 or len(audio) == count:
-      continue
-    start = int(draw[5] * (SAMPLES - len(clip)))
-    segment = np.zeros(SAMPLES, np.float32)
-    segment[start:start + len(clip)] = clip
-    audio.append(segment)
-    words.append(draw[1])
-  if len(audio) < count:
-    raise speech.SpeechError(f"only {len(audio)} of {count} sentences fit {SECONDS} s")
-  audio = np.stack(audio)
-  path.parent.mkdir(parents=True, exist_ok=True)
-  tmp = path.with_suffix(".tmp.npz")
-  np.savez(tmp, audio=audio, words=np.array([" ".join(w) for w in words]))
-  tmp.replace(path)
-  return audio, words
+  arrays = speech.cached("sentences", [speech._version(), VOCABULARY, list(voices), count, seed,
+                                       SPEEDS, speech.PITCHES, SAMPLES, 2], build)
+  return arrays["audio"], [str(s).split() for s in arrays["words"]]
 
 
 def stream(num_segments: int = 30, *, seed: int = 0) -> tuple[np.ndarray, list[list[str]]]:

@@ -20,6 +20,7 @@ import json
 import shutil
 import subprocess
 import wave
+from collections.abc import Callable
 
 import numpy as np
 
@@ -83,31 +84,47 @@ def synthesise(word: str, voice: str, speed: int, pitch: int) -> np.ndarray:
   return (0.5 * clip / np.abs(clip).max()).astype(np.float32)
 
 
+def cached(name: str, key: list, build: Callable[[], dict[str, np.ndarray]]) -> dict:
+  """Arrays synthesised once: `<cache>/speech/NAME-<hash of key>.npz` when it is there, else
+  `build()`'s, written atomically (an interrupted write leaves no file). `key` (JSON) names
+  everything the arrays depend on; espeak-ng's version goes in it."""
+  digest = hashlib.sha256(json.dumps(key).encode()).hexdigest()[:16]
+  path = models.cache_dir() / "speech" / f"{name}-{digest}.npz"
+  if path.exists():
+    with np.load(path, allow_pickle=False) as f:
+      return {k: f[k] for k in f.files}
+  arrays = build()
+  path.parent.mkdir(parents=True, exist_ok=True)
+  tmp = path.with_suffix(".tmp.npz")
+  np.savez(tmp, **arrays)
+  tmp.replace(path)
+  return arrays
+
+
+def synthesise_all(fn: Callable, jobs: list, *, desc: str, progress: bool = False) -> list:
+  """`fn(*job)` for every job, four espeak-ng processes at a time, in the jobs' order."""
+  from tqdm.auto import tqdm
+
+  with concurrent.futures.ThreadPoolExecutor(4) as pool:
+    return list(tqdm(pool.map(lambda job: fn(*job), jobs), total=len(jobs), desc=desc,
+                     disable=not progress))
+
+
 def utterances(voices, *, progress: bool = False) -> tuple[np.ndarray, np.ndarray, list]:
   """Every word x voice x speed x pitch: `(audio [n, RATE], word index [n], voice of each)`.
 
   Synthesised once and cached (`<cache>/speech/*.npz`, keyed by the list and espeak-ng's version).
   """
   combos = list(itertools.product(range(len(WORDS)), voices, SPEEDS, PITCHES))
-  key = hashlib.sha256(json.dumps([_version(), WORDS, list(voices), SPEEDS, PITCHES,
-                                   RATE]).encode()).hexdigest()[:16]
-  path = models.cache_dir() / "speech" / f"utterances-{key}.npz"
-  if path.exists():
-    with np.load(path, allow_pickle=False) as f:
-      return f["audio"], f["word"], list(f["voice"])
-  from tqdm.auto import tqdm
 
-  with concurrent.futures.ThreadPoolExecutor(4) as pool:
-    audio = list(tqdm(pool.map(lambda c: synthesise(WORDS[c[0]], *c[1:]), combos),
-                      total=len(combos), desc="espeak-ng", disable=not progress))
-  audio = np.stack(audio)
-  word = np.array([c[0] for c in combos], np.int32)
-  voice = np.array([c[1] for c in combos])
-  path.parent.mkdir(parents=True, exist_ok=True)
-  tmp = path.with_suffix(".tmp.npz")
-  np.savez(tmp, audio=audio, word=word, voice=voice)
-  tmp.replace(path)
-  return audio, word, list(voice)
+  def build():
+    audio = synthesise_all(synthesise, [(WORDS[w], *rest) for w, *rest in combos],
+                           desc="espeak-ng", progress=progress)
+    return {"audio": np.stack(audio), "word": np.array([c[0] for c in combos], np.int32),
+            "voice": np.array([c[1] for c in combos])}
+
+  arrays = cached("utterances", [_version(), WORDS, list(voices), SPEEDS, PITCHES, RATE], build)
+  return arrays["audio"], arrays["word"], list(arrays["voice"])
 
 
 def noise(rng: np.random.Generator, num: int, colour: str) -> np.ndarray:
