@@ -124,7 +124,7 @@ def test_input_gradients_are_finite_under_vmap_at_an_odd_size():
   detector = models.load("pedestrian_ssdlite")
   frames = jnp.asarray(np.stack([_vtest_frame(400), _vtest_frame(401)])[:, :301, :403]
                        .astype(np.float32) / 255.0)
-  for proxy in (proxies.soft_count, proxies.expected_f1):
+  for proxy in (proxies.soft_count, proxies.gentle_count, proxies.expected_f1):
     grads = jax.jit(jax.vmap(jax.grad(lambda x, p=proxy: p(detector(x)))))(frames)
     assert grads.shape == frames.shape
     assert np.all(np.isfinite(np.asarray(grads))) and float(jnp.abs(grads).max()) > 0
@@ -144,6 +144,16 @@ def test_soft_count_keeps_what_numpy_nms_keeps():
   kept = kept[((boxes[kept, 2] - boxes[kept, 0]) * (boxes[kept, 3] - boxes[kept, 1])) <= 0.08]
   expected = np.sum(1 / (1 + np.exp(-20 * (scores[kept] - 0.5))))
   assert float(proxies.soft_count(outputs)) == pytest.approx(expected, rel=1e-5)
+  # gentle_count: the same detections, those scored under 0.1 left out, a gentler sigmoid
+  gentle = kept[scores[kept] >= 0.1]
+  assert 0 < len(gentle) < len(kept)
+  expected = np.sum(1 / (1 + np.exp(-8 * (scores[gentle] - 0.25))))
+  assert float(proxies.gentle_count(outputs)) == pytest.approx(expected, rel=1e-5)
+  # its slope where the paper's has none: d/d logit at a candidate scored 0.2
+  low = int(gentle[np.argmin(np.abs(scores[gentle] - 0.2))])
+  slopes = [float(jax.grad(lambda x, f=f: f({**outputs, "scores": x}))(outputs["scores"])
+                  [0, 0, low]) for f in (proxies.soft_count, proxies.gentle_count)]
+  assert slopes[1] > 5 * slopes[0] > 0
 
 
 def test_graphdef_reader_names_a_file_that_is_not_one(tmp_path):

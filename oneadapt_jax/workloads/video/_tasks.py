@@ -49,7 +49,8 @@ MODEL_TASKS = {
     name: Task(name, proxies.soft_count,
                lambda m, o, size, name=name: models.postprocess(name, m, o, size).boxes,
                metrics.detection,
-               {"expected_f1": proxies.expected_f1, "anchor_count": proxies.detection},
+               {"expected_f1": proxies.expected_f1, "anchor_count": proxies.detection,
+                "gentle_count": proxies.gentle_count},
                lambda m, o, size, floor: models.pedestrian_detections(o, size, min_score=floor))
     for name in ("pedestrian_ssdlite", "pedestrian_ssdlite_whole")
 } | {
