@@ -112,8 +112,9 @@ def test_bench_configs_name_their_sweeps_and_refuse_unknown_names():
   assert all(t.target is not None for t in bench.sweeps_of(configs.get("bench:vtest-filter"))
              ["reducto"])
   calibrated = bench.sweeps_of(configs.get("bench:vtest-calibrated"))
-  assert set(calibrated) == {"oneadapt[estimator=saliency,calibrate=true]", "awstream",
-                             "chameleon", "oracle"}
+  assert set(calibrated) == {"oneadapt[estimator=saliency,calibrate=true]",
+                             "oneadapt[estimator=saliency,calibrate=true,proxy=gentle_count]",
+                             "awstream", "chameleon", "oracle"}
   assert [t.lam for t in calibrated["oneadapt[estimator=saliency,calibrate=true]"]] == [
       0.01, 0.03, 0.1, 0.15, 0.2, 0.3, 1.0, 3.0, 10.0]
   with pytest.raises(ValueError, match="available"):
