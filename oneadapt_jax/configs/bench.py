@@ -86,7 +86,8 @@ CALIBRATED = ("oneadapt[calibrate=true]", "oneadapt[estimator=saliency,calibrate
 CALIBRATED_LAMBDAS = ("lambda=0.1", "lambda=0.3", "lambda=1", "lambda=3", "lambda=10")
 #: The calibrated saliency estimator on vtest, the candidate default (issue 16): there it collapses
 #: to the cheapest settings from lambda 0.3 (the first segment's ratio is 4.7 times the path's), so
-#: its grid reaches down to 0.01. Not in `SUITE`: about 50 minutes on 2 CPU cores from an empty folder.
+#: its grid reaches down to 0.01. Not in `SUITE`: about 50 minutes on 2 CPU cores from an empty
+#: folder.
 #: The same with a proxy that keeps its slope below the detection threshold
 #: (`proxies.gentle_count`), at the calibrated grid the other streams use.
 GENTLE = "oneadapt[estimator=saliency,calibrate=true,proxy=gentle_count]"
