@@ -26,7 +26,7 @@ import numpy as np
 from _common import machine  # benchmarks/ runs as a script folder
 
 from oneadapt_jax import workloads
-from oneadapt_jax.core import Controller, calibration_scale, config_of
+from oneadapt_jax.core import Controller, config_of, scale_of_terms
 
 
 def main(argv=None) -> dict:
@@ -53,8 +53,7 @@ def main(argv=None) -> dict:
   setting, opt_state = bound.init(0.5)
   proxy_ref, cost_ref = bound.jitted_reference(bound.model_state, workload.raw(0))
   step, camera = bound.jitted.step, bound.jitted.camera
-  scale = (calibration_scale(bound, workload, setting, (proxy_ref, cost_ref)) if args.calibrate
-           else 1.0)
+  scale = 1.0
   rows = []
   for i in range(workload.num_segments):
     raw = workload.raw(i)
@@ -66,6 +65,8 @@ def main(argv=None) -> dict:
       cost = float(grad_cost[name] / cost_ref)
       rows.append({"segment": i, "knob": name, "value": config[name], "accuracy_term": accuracy,
                    "byte_term": cost, "ratio": abs(accuracy) / max(abs(cost), 1e-12)})
+    if args.calibrate and i == 0:  # as `calibration_scale`, from this segment's own terms
+      scale = scale_of_terms(grad, grad_cost, (proxy_ref, cost_ref))
     setting, opt_state = step(setting, opt_state, grad, grad_cost, proxy_ref, cost_ref,
                               jnp.float32(args.lam * scale))
   calibrated = f" x {scale:.3g} (calibrated)" if args.calibrate else ""

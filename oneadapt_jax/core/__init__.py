@@ -17,6 +17,7 @@ from oneadapt_jax.core._loop import calibration_scale as calibration_scale
 from oneadapt_jax.core._loop import mesh as mesh
 from oneadapt_jax.core._loop import oneadapt as oneadapt
 from oneadapt_jax.core._loop import run_oneadapt as run_oneadapt
+from oneadapt_jax.core._loop import scale_of_terms as scale_of_terms
 from oneadapt_jax.core._method import Method as Method
 from oneadapt_jax.core._types import SCHEMA_VERSION as SCHEMA_VERSION
 from oneadapt_jax.core._types import Config as Config
@@ -58,6 +59,7 @@ __all__ = (
     "mesh",
     "oneadapt",
     "run_oneadapt",
+    "scale_of_terms",
     "setting_of",
     "utility",
 )

@@ -205,6 +205,12 @@ def calibration_scale(bound, workload: Workload, setting, refs, *, cotangent=Non
   if cotangent is None:
     _, cotangent, _ = bound.server(workload, 0, config_of(bound.knob, setting))
   grad, _, grad_cost = bound.jitted.camera(setting, workload.raw(0), cotangent)
+  return scale_of_terms(grad, grad_cost, refs)
+
+
+def scale_of_terms(grad, grad_cost, refs) -> float:
+  """The median over the knobs of `|grad / proxy_ref| / |grad_cost / bytes_ref|` (the camera's
+  two terms, `refs = (proxy_ref, bytes_ref)`); 1 where no knob's byte term is nonzero."""
   proxy_ref, cost_ref = (float(r) for r in refs)
   ratios = [abs(float(grad[k]) / proxy_ref) / abs(float(grad_cost[k]) / cost_ref)
             for k in grad if float(grad_cost[k]) != 0.0]
