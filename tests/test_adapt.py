@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import knobs
-from oneadapt_jax import cli, codec, core, experiment, workloads
+from oneadapt_jax import cli, codec, core, data, experiment, workloads
 from oneadapt_jax.baselines import BASELINES, METHODS
 
 
@@ -146,6 +146,26 @@ def test_controller_step_is_traced_once_across_segments_and_lambdas():
   jitted = bound.jitted  # one run: the unbatched program
   assert jitted.camera_step._cache_size() == 1
   assert bound.jitted_reference._cache_size() == 1
+
+
+def test_first_segment_takes_a_later_window_of_the_clip(tmp_path):
+  whole = data.clip_segments("carphone")
+  later = workloads.build("video", source="carphone", first_segment=1, max_segments=2)
+  assert len(later.segments) == 2
+  for k, segment in enumerate(later.segments):
+    assert segment.index == 1 + k
+    np.testing.assert_array_equal(segment.frames, whole[1 + k].frames)
+  assert len(workloads.build("video", source="carphone", first_segment=len(whole) - 2).segments) == 2
+  # Outcomes are kept by position in the window: another window's file is refused.
+  start = workloads.build("video", source="carphone", max_segments=2)
+  assert "first_segment" not in start.identity()  # files kept before windows existed still read
+  start.keep_outcomes(tmp_path / "outcomes.jsonl")
+  with pytest.raises(ValueError, match="outcomes of another workload"):
+    later.keep_outcomes(tmp_path / "outcomes.jsonl")
+  with pytest.raises(ValueError, match="no segments to adapt over from segment"):
+    workloads.build("video", source="carphone", first_segment=len(whole))
+  with pytest.raises(ValueError, match="first_segment must be an integer >= 0"):
+    workloads.build("video", source="carphone", first_segment=-1)
 
 
 def test_dataset_source_gives_the_bundled_segments(tmp_path, capsys):

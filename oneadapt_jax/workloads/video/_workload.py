@@ -144,6 +144,12 @@ class VideoWorkload(WorkloadBase):
   def seconds_per_segment(self) -> float:
     return self.frames_per_segment / self.source_fps
 
+  def identity(self) -> dict:
+    """`WorkloadBase.identity`, and the clip's first segment where a window starts later
+    (`build(first_segment=...)`): outcomes are kept by position in the window."""
+    first = self.segments[0].index
+    return {**super().identity(), **({"first_segment": first} if first else {})}
+
   def raw(self, index: int) -> jax.Array:
     """Segment `index` as the knobs take it: `float32 [T, H, W, 3]` in `[0, 1]`."""
     return jnp.asarray(self.segments[index].as_float())
@@ -311,32 +317,39 @@ class VideoWorkload(WorkloadBase):
 def build(*, task: str = "detection", source: str = "carphone", proxy: str | None = None,
           max_segments: int | None = None, segment_seconds: float = 1.0,
           preset: str = "veryfast", model: str | None = None,
-          qp_stride: int = 3, warmup: int = 0, chain: str = "encoding") -> VideoWorkload:
+          qp_stride: int = 3, warmup: int = 0, chain: str = "encoding",
+          first_segment: int = 0) -> VideoWorkload:
   """A video workload. `source`: a bundled clip's name (`oneadapt_jax.data.CLIPS`), `tfds:NAME`
   for the same clip read through the tensorflow-datasets builder (`oneadapt_jax.tfds_video`), or
   the path of a video file. `proxy`: another proxy of the task to ascend (e.g. `"expected_f1"`
   for detection). `model`: the task's model; by default the task's own, or the one the clip
   calls for (`CLIP_MODELS`: pedestrians on vtest). `qp_stride`: the profiling grid's QP step
   (every `qp_stride`-th of the 16 QPs, the best included). `warmup`: segments at the start
-  that no method is scored on. `chain`: `"encoding"` or `"frame_filter"` (`VideoWorkload`)."""
+  that no method is scored on. `chain`: `"encoding"` or `"frame_filter"` (`VideoWorkload`).
+  `first_segment`: the clip's segments before it are skipped (a later part of the clip, e.g.
+  one held out from what a proxy was tuned on); `max_segments` counts from it."""
   model = model or default_model(task, source)
   _check(task, proxy, model)  # before any clip is decoded or model loaded
+  if isinstance(first_segment, bool) or not isinstance(first_segment, int) or first_segment < 0:
+    raise ValueError(f"first_segment must be an integer >= 0, got {first_segment!r}")
+  window = slice(first_segment, None if max_segments is None else first_segment + max_segments)
   if source.startswith("tfds:"):
     if segment_seconds != 1.0:
       raise ValueError("the tfds builder stores 1-s segments (config fps10_1s)")
     from oneadapt_jax import tfds_video
 
-    segments = tfds_video.Segments(source.removeprefix("tfds:"))[:max_segments]
+    segments = tfds_video.Segments(source.removeprefix("tfds:"))[window]
   elif source in data.CLIPS:
-    segments = data.clip_segments(source, segment_seconds=segment_seconds)[:max_segments]
+    segments = data.clip_segments(source, segment_seconds=segment_seconds)[window]
   else:  # a video file of the user's
     if not pathlib.Path(source).exists():
       raise ValueError(f"{source!r} is neither a bundled clip ({', '.join(data.CLIPS)}) nor a "
                        f"video file")
     segments = data.from_video(source, segment_seconds=segment_seconds,
-                               stream=True)[:max_segments]
+                               stream=True)[window]
   if not segments:
-    raise ValueError(f"clip {source!r} has no segments to adapt over")
+    raise ValueError(f"clip {source!r} has no segments to adapt over"
+                     + (f" from segment {first_segment}" if first_segment else ""))
   spec = task_spec(task, model)
   return VideoWorkload(task, source, segments, models.load(spec.model), proxy, preset,
                        qp_stride=qp_stride, model_name=spec.model, warmup_segments=warmup,
