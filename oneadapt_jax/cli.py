@@ -117,6 +117,9 @@ def _parser() -> argparse.ArgumentParser:
                      help="with --clip: every N-th segment (default 4)")
   check.add_argument("--max-segments", type=int, default=None,
                      help="with --clip: only the first N segments")
+  check.add_argument("--first-segment", type=int, default=0,
+                     help="with --clip: start at this segment (e.g. a half held out from "
+                          "tuning); --max-segments counts from it")
   check.add_argument("--model", default=None, help="with --clip: the task's model")
   check.add_argument("--json", type=pathlib.Path, default=None,
                      help="with --clip: also write the result here")
@@ -220,6 +223,7 @@ def main(argv: list[str] | None = None) -> int:
           raise ValueError(f"--every must be at least 1, got {args.every}")
         result = proxy_check.clip_check(args.task, args.clip, every=args.every,
                                         max_segments=args.max_segments, model=args.model,
+                                        first_segment=args.first_segment,
                                         progress=not args.no_progress)
         proxy_check.print_clip_check(result)
         if args.json is not None:

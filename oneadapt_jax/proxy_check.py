@@ -116,12 +116,19 @@ def proxy_metric_correlation(task: str, clip: str, segment_index: int = 0, *,
 
 def clip_check(task: str, clip: str, *, every: int = 4, max_segments: int | None = None,
                model: str | None = None, resolutions: Sequence[float] = RESOLUTIONS,
-               qps: Sequence[int] = QPS, preset: str = "veryfast", progress: bool = False) -> dict:
-  """`check` of a video task's proxies over every `every`-th of a clip's first `max_segments`
-  segments (default: all), resolution x QP of real x264 encodes at the full frame rate, with
-  `model` (default: the clip's, pedestrians and BlazePose on vtest). Returns `check`'s result
-  with the `segments` used."""
-  segments = data.clip_segments(clip)[:max_segments][::every]
+               qps: Sequence[int] = QPS, preset: str = "veryfast", first_segment: int = 0,
+               progress: bool = False) -> dict:
+  """`check` of a video task's proxies over every `every`-th of `max_segments` segments of a
+  clip from `first_segment` (default: all from the first), resolution x QP of real x264 encodes
+  at the full frame rate, with `model` (default: the clip's, pedestrians and BlazePose on
+  vtest). Returns `check`'s result with the `segments` used."""
+  everything = data.clip_segments(clip)
+  if isinstance(first_segment, bool) or not isinstance(first_segment, int) or not (
+      0 <= first_segment < len(everything)):
+    raise ValueError(f"first_segment must be an integer in [0, {len(everything)}) for clip "
+                     f"{clip!r}, got {first_segment!r}")
+  stop = None if max_segments is None else first_segment + max_segments
+  segments = everything[first_segment:stop][::every]
   result = _grid_check(task, clip, segments, model, resolutions, qps, preset, progress)
   return {**result, "task": task, "clip": clip, "segments": [s.index for s in segments]}
 

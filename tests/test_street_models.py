@@ -284,3 +284,9 @@ def test_pedestrian_proxy_tracks_f1_on_a_vtest_segment(capsys):
   assert min(result["spearman_per_segment"]) >= 0.8, result["spearman_per_segment"]
   proxy_check.print_clip_check(result)
   assert "expected_f1" in capsys.readouterr().out
+
+
+def test_proxy_check_names_the_segments_a_clip_has():
+  for bad in (-1, 79, True):
+    with pytest.raises(ValueError, match=r"first_segment must be an integer in \[0, 79\)"):
+      proxy_check.clip_check("detection", "vtest", first_segment=bad)
