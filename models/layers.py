@@ -10,6 +10,8 @@ All take NHWC arrays.
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -41,20 +43,30 @@ def depthwise_conv(x, kernel, strides, padding, dilation):
 
   Equal to `lax.conv_general_dilated(..., feature_group_count=C)`, which XLA's CPU backend runs
   5 to 15 times slower, forward and backward (measured here on BlazeFace's layers); the sum fuses
-  into one loop on every backend.
+  into one loop on every backend. Its gradient is written by hand (`_depthwise_bwd`): the input's
+  is the same shifted sum over the stride-dilated cotangent with the kernel flipped, one fused
+  loop, where autodiff's transpose of the strided slices builds `kH * kW` padded copies of the
+  input's size (3 times the backward pass of the whole-frame pedestrian detector on a vtest
+  frame; `benchmarks/server_overhead.py`).
   """
-  kh, kw, channels = kernel.shape  # TFLite's [1, kH, kW, C] without the leading 1
-  if channels != x.shape[-1]:
+  channels = kernel.shape[-1]  # TFLite's [1, kH, kW, C] without the leading 1
+  if kernel.ndim != 3 or channels != x.shape[-1]:
     raise ValueError(f"depthwise multiplier other than 1 is not supported: kernel {kernel.shape}, "
                      f"input {x.shape}")
-  window = ((kh - 1) * dilation[0] + 1, (kw - 1) * dilation[1] + 1)
-  pads = jax.lax.padtype_to_pads(x.shape[1:3], window, strides, padding)
-  x = jnp.pad(x, ((0, 0), tuple(pads[0]), tuple(pads[1]), (0, 0)))
-  out_h = (x.shape[1] - window[0]) // strides[0] + 1
-  out_w = (x.shape[2] - window[1]) // strides[1] + 1
+  return _depthwise(x, kernel, tuple(int(s) for s in strides), padding,
+                    tuple(int(d) for d in dilation))
+
+
+def _window(kernel, dilation):
+  return ((kernel.shape[0] - 1) * dilation[0] + 1, (kernel.shape[1] - 1) * dilation[1] + 1)
+
+
+def _shifted_sum(x, kernel, strides, dilation, out_shape):
+  """`sum_ij x[:, i d0 + s0 y, j d1 + s1 x] * kernel[i, j]` over the `[out_h, out_w]` outputs."""
+  (out_h, out_w), channels = out_shape, x.shape[-1]
   out = None
-  for i in range(kh):
-    for j in range(kw):
+  for i in range(kernel.shape[0]):
+    for j in range(kernel.shape[1]):
       y0, x0 = i * dilation[0], j * dilation[1]
       shifted = jax.lax.slice(
           x, (0, y0, x0, 0),
@@ -63,6 +75,52 @@ def depthwise_conv(x, kernel, strides, padding, dilation):
       term = shifted * kernel[i, j].reshape(1, 1, 1, channels)
       out = term if out is None else out + term
   return out
+
+
+def _pad_input(x, kernel, strides, padding, dilation):
+  pads = jax.lax.padtype_to_pads(x.shape[1:3], _window(kernel, dilation), strides, padding)
+  return jnp.pad(x, ((0, 0), tuple(pads[0]), tuple(pads[1]), (0, 0))), pads
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
+def _depthwise(x, kernel, strides, padding, dilation):
+  padded, _ = _pad_input(x, kernel, strides, padding, dilation)
+  window = _window(kernel, dilation)
+  out_shape = tuple((padded.shape[1 + a] - window[a]) // strides[a] + 1 for a in range(2))
+  return _shifted_sum(padded, kernel, strides, dilation, out_shape)
+
+
+def _depthwise_fwd(x, kernel, strides, padding, dilation):
+  return _depthwise(x, kernel, strides, padding, dilation), (x, kernel)
+
+
+def _depthwise_bwd(strides, padding, dilation, residuals, g):
+  x, kernel = residuals
+  padded, pads = _pad_input(x, kernel, strides, padding, dilation)
+  window = _window(kernel, dilation)
+  size = padded.shape[1:3]
+  used = tuple((g.shape[1 + a] - 1) * strides[a] + 1 for a in range(2))
+  # The cotangent on the padded input's grid (zeros between strides), with a window's margin
+  # before: the input's gradient is its correlation with the flipped kernel, at stride 1.
+  spread = jax.lax.pad(g, jnp.zeros((), g.dtype), (
+      (0, 0, 0), *((window[a] - 1, size[a] - used[a], strides[a] - 1) for a in range(2)),
+      (0, 0, 0)))
+  grad_padded = _shifted_sum(spread, kernel[::-1, ::-1], (1, 1), dilation, size)
+  grad_x = grad_padded[:, pads[0][0]:pads[0][0] + x.shape[1], pads[1][0]:pads[1][0] + x.shape[2]]
+
+  def tap(i, j):  # the kernel's gradient at one tap: its shifted input against the cotangent
+    y0, x0 = i * dilation[0], j * dilation[1]
+    shifted = jax.lax.slice(padded, (0, y0, x0, 0),
+                            (padded.shape[0], y0 + used[0], x0 + used[1], padded.shape[3]),
+                            (1, strides[0], strides[1], 1))
+    return jnp.sum(shifted * g, axis=(0, 1, 2))
+
+  grad_kernel = jnp.stack([jnp.stack([tap(i, j) for j in range(kernel.shape[1])])
+                           for i in range(kernel.shape[0])])
+  return grad_x, grad_kernel.astype(kernel.dtype)
+
+
+_depthwise.defvjp(_depthwise_fwd, _depthwise_bwd)
 
 
 def transpose_conv_bias(x, weights, bias, out_shape):

@@ -281,7 +281,8 @@ def test_expected_iou_on_hand_made_masks():
 
 @pytest.mark.parametrize("strides, dilation, padding, size",
                          [((1, 1), (1, 1), "SAME", (9, 11)), ((2, 2), (1, 1), "SAME", (9, 12)),
-                          ((2, 1), (1, 1), "VALID", (10, 7)), ((1, 1), (2, 2), "SAME", (8, 9))])
+                          ((2, 1), (1, 1), "VALID", (10, 7)), ((1, 1), (2, 2), "SAME", (8, 9)),
+                          ((2, 2), (1, 1), "SAME", (7, 13)), ((2, 2), (2, 1), "VALID", (11, 12))])
 def test_depthwise_as_shifted_sums_equals_grouped_convolution(strides, dilation, padding, size):
   x = jax.random.normal(jax.random.key(0), (2, *size, 5))
   kernel = jax.random.normal(jax.random.key(1), (3, 5, 5))  # TFLite's [kH, kW, C]
@@ -295,3 +296,17 @@ def test_depthwise_as_shifted_sums_equals_grouped_convolution(strides, dilation,
       x, k[:, :, None, :], strides, padding, rhs_dilation=dilation,
       dimension_numbers=("NHWC", "HWIO", "NHWC"), feature_group_count=5) ** 2))
   np.testing.assert_allclose(grad(kernel), grad_reference(kernel), rtol=1e-4, atol=1e-4)
+  # The hand-written backward pass (input and kernel) against autodiff of the grouped
+  # convolution, under a random cotangent, and as jit and vmap see it.
+  cotangent = jax.random.normal(jax.random.key(2), reference.shape)
+  _, pullback = jax.vjp(lambda x, k: layers.depthwise_conv(x, k, strides, padding, dilation),
+                        x, kernel)
+  _, pullback_reference = jax.vjp(lambda x, k: jax.lax.conv_general_dilated(
+      x, k[:, :, None, :], strides, padding, rhs_dilation=dilation,
+      dimension_numbers=("NHWC", "HWIO", "NHWC"), feature_group_count=5), x, kernel)
+  for ours, theirs in zip(pullback(cotangent), pullback_reference(cotangent), strict=True):
+    np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-4)
+  batched = jax.jit(jax.vmap(jax.grad(
+      lambda x, c: jnp.sum(layers.depthwise_conv(x, kernel, strides, padding, dilation) * c))))
+  np.testing.assert_allclose(batched(x[:, None], cotangent[:, None])[:, 0],
+                             pullback_reference(cotangent)[0], rtol=1e-4, atol=1e-4)
