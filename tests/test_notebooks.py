@@ -25,7 +25,13 @@ def test_ipynb_is_committed_in_sync_and_without_outputs(twin):
   assert all(not c.get("outputs") for c in committed.cells if c.cell_type == "code")
 
 
-@pytest.mark.parametrize("twin", NOTEBOOKS, ids=lambda p: p.stem)
+#: The quick start runs in `make test`; the other two (about 37 s each on 2 cores) run with the
+#: slow set, which CI runs too, to keep `make test` within its 15 minutes.
+RUN = [pytest.param(p, marks=() if p.stem == "01_quickstart" else pytest.mark.slow)
+       for p in NOTEBOOKS]
+
+
+@pytest.mark.parametrize("twin", RUN, ids=lambda p: p.stem)
 def test_notebook_runs(twin, monkeypatch):
   monkeypatch.setenv("ONEADAPT_QUICK", "1")
   monkeypatch.setenv("MPLBACKEND", "Agg")

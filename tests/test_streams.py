@@ -202,7 +202,9 @@ def test_best_quality_reproduces_the_reference_and_cheap_costs_less(modality):
     assert workload.evaluate(i, cheapest).bytes < best.bytes / 4
 
 
-@pytest.mark.parametrize("modality", ["audio", "lidar", "depth", "speech"])
+@pytest.mark.parametrize("modality", ["audio", "lidar",
+                                      pytest.param("depth", marks=pytest.mark.slow),  # 44 s
+                                      "speech"])
 def test_oneadapt_and_baselines_run_and_resume_from_the_cli(modality, tmp_path, capsys):
   out = tmp_path / modality
   argv = ["run", "--modality", modality, "--max-segments", "4", "--lambda", "0.3",
