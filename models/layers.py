@@ -61,18 +61,21 @@ def _window(kernel, dilation):
   return ((kernel.shape[0] - 1) * dilation[0] + 1, (kernel.shape[1] - 1) * dilation[1] + 1)
 
 
+def _tap(x, i, j, strides, dilation, out_shape):
+  """`x[:, i d0 + s0 y, j d1 + s1 x]` over the `[out_h, out_w]` outputs: one tap's input."""
+  y0, x0 = i * dilation[0], j * dilation[1]
+  return jax.lax.slice(
+      x, (0, y0, x0, 0),
+      (x.shape[0], y0 + (out_shape[0] - 1) * strides[0] + 1,
+       x0 + (out_shape[1] - 1) * strides[1] + 1, x.shape[3]), (1, strides[0], strides[1], 1))
+
+
 def _shifted_sum(x, kernel, strides, dilation, out_shape):
-  """`sum_ij x[:, i d0 + s0 y, j d1 + s1 x] * kernel[i, j]` over the `[out_h, out_w]` outputs."""
-  (out_h, out_w), channels = out_shape, x.shape[-1]
+  """`sum_ij _tap(x, i, j) * kernel[i, j]`: the depthwise convolution of the padded `x`."""
   out = None
   for i in range(kernel.shape[0]):
     for j in range(kernel.shape[1]):
-      y0, x0 = i * dilation[0], j * dilation[1]
-      shifted = jax.lax.slice(
-          x, (0, y0, x0, 0),
-          (x.shape[0], y0 + (out_h - 1) * strides[0] + 1, x0 + (out_w - 1) * strides[1] + 1,
-           channels), (1, strides[0], strides[1], 1))
-      term = shifted * kernel[i, j].reshape(1, 1, 1, channels)
+      term = _tap(x, i, j, strides, dilation, out_shape) * kernel[i, j].reshape(1, 1, 1, -1)
       out = term if out is None else out + term
   return out
 
@@ -107,16 +110,10 @@ def _depthwise_bwd(strides, padding, dilation, residuals, g):
       (0, 0, 0)))
   grad_padded = _shifted_sum(spread, kernel[::-1, ::-1], (1, 1), dilation, size)
   grad_x = grad_padded[:, pads[0][0]:pads[0][0] + x.shape[1], pads[1][0]:pads[1][0] + x.shape[2]]
-
-  def tap(i, j):  # the kernel's gradient at one tap: its shifted input against the cotangent
-    y0, x0 = i * dilation[0], j * dilation[1]
-    shifted = jax.lax.slice(padded, (0, y0, x0, 0),
-                            (padded.shape[0], y0 + used[0], x0 + used[1], padded.shape[3]),
-                            (1, strides[0], strides[1], 1))
-    return jnp.sum(shifted * g, axis=(0, 1, 2))
-
-  grad_kernel = jnp.stack([jnp.stack([tap(i, j) for j in range(kernel.shape[1])])
-                           for i in range(kernel.shape[0])])
+  # The kernel's gradient at each tap: that tap's input against the cotangent.
+  grad_kernel = jnp.stack([
+      jnp.stack([jnp.sum(_tap(padded, i, j, strides, dilation, g.shape[1:3]) * g, axis=(0, 1, 2))
+                 for j in range(kernel.shape[1])]) for i in range(kernel.shape[0])])
   return grad_x, grad_kernel.astype(kernel.dtype)
 
 
