@@ -46,8 +46,8 @@ def depthwise_conv(x, kernel, strides, padding, dilation):
   into one loop on every backend. Its gradient is written by hand (`_depthwise_bwd`): the input's
   is the same shifted sum over the stride-dilated cotangent with the kernel flipped, one fused
   loop, where autodiff's transpose of the strided slices builds `kH * kW` padded copies of the
-  input's size (3 times the backward pass of the whole-frame pedestrian detector on a vtest
-  frame; `benchmarks/server_overhead.py`).
+  input's size (about 4 times the backward pass of the whole-frame pedestrian detector on a
+  vtest frame; `benchmarks/server_overhead.py`, `benchmarks/RESULTS.md`).
   """
   channels = kernel.shape[-1]  # TFLite's [1, kH, kW, C] without the leading 1
   if kernel.ndim != 3 or channels != x.shape[-1]:
