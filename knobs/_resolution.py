@@ -18,7 +18,6 @@ from collections.abc import Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.scipy import fft as jsp_fft
 
 from knobs import _base
 
@@ -40,11 +39,58 @@ def lowpass_mask(size: int, scale: jax.Array, *, rolloff: float) -> jax.Array:
   return 0.5 + 0.5 * jnp.cos(jnp.pi * position)
 
 
-def _filter_axis(frames: jax.Array, mask: jax.Array, axis: int) -> jax.Array:
-  shape = [1] * frames.ndim
-  shape[axis] = mask.shape[0]
-  spectrum = jsp_fft.dct(frames, type=2, axis=axis, norm="ortho")
-  return jsp_fft.idct(spectrum * mask.reshape(shape), type=2, axis=axis, norm="ortho")
+def _dct_halves(x: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """The unnormalised DCT-II of `x` along its last axis (length `n`), through one real FFT of
+  length `n` (Makhoul 1980): `(C[k], C[n - k])` for `k = 0 .. n // 2` (`C[n]` reads 0).
+
+  The even samples, then the odd ones reversed, make a sequence whose DFT `V` gives
+  `C[k] = Re(exp(-i pi k / 2n) V[k])` and `C[n - k] = -Im(exp(-i pi k / 2n) V[k])`.
+  jax.scipy's `dct` takes a complex FFT of the whole axis and, along any axis but the last,
+  transposes around it: three times slower at 720p.
+  """
+  n = x.shape[-1]
+  v = jnp.concatenate([x[..., ::2], x[..., 1::2][..., ::-1]], axis=-1)
+  spectrum = jnp.fft.rfft(v, axis=-1)
+  cos, sin = _twiddles(n, x.dtype, x.ndim)
+  re, im = spectrum.real, spectrum.imag
+  return re * cos + im * sin, re * sin - im * cos
+
+
+def _idct_halves(low: jax.Array, high: jax.Array, n: int) -> jax.Array:
+  """The inverse of `_dct_halves`: the rotation by the twiddles is its own inverse, then one
+  inverse real FFT and the samples put back in order."""
+  cos, sin = _twiddles(n, low.dtype, low.ndim)
+  v = jnp.fft.irfft(jax.lax.complex(cos * low + sin * high, sin * low - cos * high), n=n, axis=-1)
+  even, odd = v[..., :(n + 1) // 2], v[..., (n + 1) // 2:][..., ::-1]
+  if n % 2:
+    odd = jnp.pad(odd, [(0, 0)] * (odd.ndim - 1) + [(0, 1)])
+  return jnp.stack([even, odd], axis=-1).reshape(*v.shape[:-1], -1)[..., :n]
+
+
+def _twiddles(n: int, dtype, ndim: int) -> tuple[jax.Array, jax.Array]:
+  """`cos` and `sin` of `pi k / 2n`, `k = 0 .. n // 2`, shaped to broadcast along the last axis."""
+  angle = (np.pi * np.arange(n // 2 + 1) / (2 * n)).reshape((1,) * (ndim - 1) + (-1,))
+  return jnp.asarray(np.cos(angle), dtype), jnp.asarray(np.sin(angle), dtype)
+
+
+def _filter_last(x: jax.Array, mask: jax.Array) -> jax.Array:
+  """`idct(mask * dct(x))` along the last axis (the normalisation cancels)."""
+  n = x.shape[-1]
+  low, high = _dct_halves(x)
+  # high[k] holds C[n - k]: its gain is mask[n - k], and C[n] (k = 0) is always 0.
+  high_mask = jnp.concatenate([jnp.zeros((1,), mask.dtype), mask[n - np.arange(1, n // 2 + 1)]])
+  shape = (1,) * (x.ndim - 1) + (-1,)
+  return _idct_halves(low * mask[:n // 2 + 1].reshape(shape), high * high_mask.reshape(shape), n)
+
+
+def lowpass(frames: jax.Array, mask_h: jax.Array, mask_w: jax.Array) -> jax.Array:
+  """The separable DCT-domain low-pass of `[..., H, W, C]` frames: per axis `idct(mask * dct)`
+  (orthonormal DCT-II, symmetric extension). Each pass runs along the minor axis, channels
+  moved in front of the plane (two transposes, cheap next to the transforms)."""
+  planes = jnp.moveaxis(frames, -1, -3)                                     # [..., C, H, W]
+  out = _filter_last(jnp.swapaxes(planes, -1, -2), mask_h)                  # [..., C, W, H]
+  out = _filter_last(jnp.swapaxes(out, -1, -2), mask_w)                     # [..., C, H, W]
+  return jnp.moveaxis(out, -3, -1)
 
 
 def resolution(
@@ -92,8 +138,8 @@ def resolution(
   @jax.jit
   def _apply(setting, frames):
     scale = to_physical(_base.as_setting(setting, frames.dtype))
-    out = _filter_axis(frames, lowpass_mask(frames.shape[-3], scale, rolloff=rolloff), -3)
-    out = _filter_axis(out, lowpass_mask(frames.shape[-2], scale, rolloff=rolloff), -2)
+    out = lowpass(frames, lowpass_mask(frames.shape[-3], scale, rolloff=rolloff),
+                  lowpass_mask(frames.shape[-2], scale, rolloff=rolloff))
     # Full resolution is the untouched stream; its gradient still comes from the roll-off band,
     # so the ascent can leave s = 1 (where every setting starts).
     full = (scale >= 1.0).astype(frames.dtype)
