@@ -275,6 +275,37 @@ def test_resolution_is_the_dct_low_pass_of_a_scipy_reference(shape, setting):
                              _scipy_lowpass(frames, scale, 0.15), atol=2e-6)
 
 
+def _numpy_soft_hold(fraction: float, num: int) -> np.ndarray:
+  """The frame-rate knob's soft hold from its definition: row t weighs frame tau <= t by
+  `keep(tau) * (1 - f) ** (t - tau)`, with `keep(0) = 1` and `keep(tau) = f` after."""
+  weights = np.zeros((num, num))
+  for t in range(num):
+    for tau in range(t + 1):
+      weights[t, tau] = (1.0 if tau == 0 else fraction) * (1.0 - fraction) ** (t - tau)
+  return weights
+
+
+@pytest.mark.parametrize("setting", [0.1, 0.3, 0.62, 0.9])
+def test_frame_rate_gradient_is_the_soft_holds_in_both_modes(setting):
+  knob = knobs.frame_rate(source_fps=10.0)
+  frames = _frames(6, 9, 7)
+  cotangent = jax.random.normal(jax.random.key(5), frames.shape)
+  loss = lambda s: jnp.sum(knob.apply(s, frames) * cotangent)
+  grad = float(jax.grad(loss)(jnp.float32(setting)))
+  _, tangent = jax.jvp(loss, (jnp.float32(setting),), (jnp.float32(1.0),))
+
+  eps = 1e-4
+  rungs = np.linspace(0.0, 1.0, len(knob.values))
+  fraction = lambda s: np.interp(s, rungs, knob.values) / 10.0
+  d_fraction = (fraction(setting + eps) - fraction(setting - eps)) / (2 * eps)
+  f = fraction(setting)
+  d_soft = (_numpy_soft_hold(f + eps, 6) - _numpy_soft_hold(f - eps, 6)) / (2 * eps)
+  x, c = np.asarray(frames, np.float64), np.asarray(cotangent, np.float64)
+  expected = d_fraction * np.einsum("ts,thwc,shwc->", d_soft, c, x)
+  np.testing.assert_allclose(grad, expected, rtol=1e-4)
+  np.testing.assert_allclose(float(tangent), expected, rtol=1e-4)
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_public_check_knob_accepts_every_knob(name):
   import knobs.testing
