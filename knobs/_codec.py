@@ -81,10 +81,6 @@ def jpeg_tables(quality: jax.Array) -> tuple[jax.Array, jax.Array]:
   return tables[0], tables[1]
 
 
-def _channel_vector(vec: np.ndarray, ndim: int, dtype) -> jax.Array:
-  return jnp.asarray(vec, dtype).reshape((1,) * (ndim - 1) + (-1,))
-
-
 def _to_blocks(plane: jax.Array) -> jax.Array:
   """`[..., H, W]` (multiples of 8) -> `[..., H/8, 8, W/8, 8]`."""
   *lead, h, w = plane.shape
@@ -152,19 +148,24 @@ def _code_plane(plane, step_map, table, factor):
   return recon, bits
 
 
+def _convert(matrix: np.ndarray, planes: list[jax.Array]) -> list[jax.Array]:
+  """The colour matrix applied to three planes, as sums of scaled planes: XLA fuses them into
+  one loop, where an einsum over a channel axis of 3 ran as a dot (0.2 s of a 720p camera step)."""
+  return [sum(float(matrix[i, j]) * planes[j] for j in range(3)) for i in range(3)]
+
+
 def _code_frames(frames, step_map, tables, *, chroma_subsampling: bool):
   """Codes `[..., T, H, W, 3]` frames; returns (reconstruction in [0, 1], total bits)."""
-  dtype = frames.dtype
   h, w = frames.shape[-3], frames.shape[-2]
   ph, pw = -h % MACROBLOCK, -w % MACROBLOCK
   pad = [(0, 0)] * (frames.ndim - 3) + [(0, ph), (0, pw), (0, 0)]
   padded = jnp.pad(frames, pad, mode="edge") * 255.0
-  ycc = jnp.einsum("ij,...j->...i", jnp.asarray(_RGB_TO_YCBCR, dtype), padded)
-  ycc = ycc - _channel_vector(np.array([128.0, 0.0, 0.0]), ycc.ndim, dtype)
+  ycc = _convert(_RGB_TO_YCBCR, [padded[..., j] for j in range(3)])
+  ycc[0] = ycc[0] - 128.0
   luma_table, chroma_table = tables
   planes, total_bits = [], 0.0
   for channel in range(3):
-    plane = ycc[..., channel]
+    plane = ycc[channel]
     table = luma_table if channel == 0 else chroma_table
     if channel > 0 and chroma_subsampling:
       recon, bits = _code_plane(_pool2(plane), step_map, table, 1)
@@ -173,8 +174,8 @@ def _code_frames(frames, step_map, tables, *, chroma_subsampling: bool):
       recon, bits = _code_plane(plane, step_map, table, MACROBLOCK // BLOCK)
     planes.append(recon)
     total_bits = total_bits + jnp.sum(bits)
-  ycc = jnp.stack(planes, axis=-1) + _channel_vector(np.array([128.0, 0.0, 0.0]), ycc.ndim, dtype)
-  rgb = jnp.einsum("ij,...j->...i", jnp.asarray(_YCBCR_TO_RGB, dtype), ycc) / 255.0
+  planes[0] = planes[0] + 128.0
+  rgb = jnp.stack(_convert(_YCBCR_TO_RGB, planes), axis=-1) / 255.0
   # A real decoder writes 8-bit pixels, so its output is clipped to [0, 1] as well.
   rgb = jnp.clip(rgb[..., :h, :w, :], 0.0, 1.0)
   return rgb, total_bits
