@@ -15,9 +15,14 @@ step as the loop runs it (the default `decoded` estimator):
 1920x1080 is Big Buck Bunny's 720p upscaled (Lanczos): no bundled clip is 1080p, and the cost
 depends on the frame size, not the content. Medians of `--repeats` after compilation.
 
-    python benchmarks/throughput.py [--repeats 3] [--lengths 10] [--out DIR]
+    python benchmarks/throughput.py [--repeats 3] [--lengths 10] [--out DIR] [--stages]
+                                    [--trace DIR]
 
-Prints a table with the machine and writes `throughput.json`.
+Prints a table with the machine and writes `throughput.json`. `--stages` adds where the camera's
+time goes: each stage of the chain jitted alone, forward and forward-and-backward (`vjp` pulled
+back once), on what it sees in the chain (`stages.json`). `--trace DIR` writes a `jax.profiler`
+trace of one camera step per size (open it in Perfetto or TensorBoard's profile plugin): its
+fused XLA ops name the JAX operations they came from.
 """
 
 from __future__ import annotations
@@ -52,7 +57,7 @@ def _workload(name: str, length: int) -> VideoWorkload:
   return VideoWorkload("detection", clip, [segment], workload.model)
 
 
-def measure(workload: VideoWorkload, repeats: int) -> dict:
+def measure(workload: VideoWorkload, repeats: int, trace: pathlib.Path | None = None) -> dict:
   bound = Controller().bind(workload)
   raw = workload.raw(0)
   last = raw[-1:]
@@ -75,11 +80,47 @@ def measure(workload: VideoWorkload, repeats: int) -> dict:
     t_camera = median_time(
         lambda: jitted.camera_step(setting, opt_state, raw, cotangent, *refs, lam), repeats)
     t_apart = median_time(apart, repeats)
+    if trace is not None:
+      with jax.profiler.trace(str(trace)):
+        jax.block_until_ready(
+            jitted.camera_step(setting, opt_state, raw, cotangent, *refs, lam))
   step = t_server + t_camera
   return {"size": list(raw.shape[1:3]), "frames": int(raw.shape[0]), "inference_s": t_infer,
           "server_backward_s": t_server, "camera_step_s": t_camera, "camera_apart_s": t_apart,
           "step_s": step, "step_over_inference": step / t_infer,
           "camera_apart_over_inference": (t_server + t_apart) / t_infer}
+
+
+def stages(workload: VideoWorkload, repeats: int) -> list[dict]:
+  """Each stage of the encoding chain alone at the middle rung: its forward pass and its `vjp`
+  in the stage's setting (the frames are arguments, so XLA cannot fold them into constants)."""
+  bound = Controller().bind(workload)
+  raw = workload.raw(0)
+  setting, _ = bound.init(0.5)
+  members = workload._members  # the chain's knobs by name
+  held = members["frame_rate"].apply(setting["frame_rate"],
+                                     members["resolution"].apply(setting["resolution"], raw))
+  picked = held[..., bound.picked, :, :, :]
+  cases = [("resolution", members["resolution"].apply, raw),
+           ("frame rate", members["frame_rate"].apply, raw),
+           ("quantization, picked frame", members["qp"].apply, picked),
+           ("quantization's bytes, every frame", members["qp"].cost, held)]
+  key = {"resolution": "resolution", "frame rate": "frame_rate"}
+  rows = []
+  for name, fn, frames in cases:
+    s = setting[key.get(name, "qp")]
+    forward = jax.jit(fn)
+
+    def pulled(s, frames, fn=fn):
+      out, pullback = jax.vjp(lambda s: fn(s, frames), s)
+      return pullback(jnp.ones_like(out))
+
+    backward = jax.jit(pulled)
+    with jax.numpy_dtype_promotion("standard"):
+      rows.append({"stage": name, "frames": int(frames.shape[0]),
+                   "forward_s": median_time(lambda: forward(s, frames), repeats),
+                   "vjp_s": median_time(lambda: backward(s, frames), repeats)})
+  return rows
 
 
 def main(argv=None) -> list[dict]:
@@ -88,11 +129,16 @@ def main(argv=None) -> list[dict]:
   parser.add_argument("--lengths", type=int, nargs="+", default=[10])
   parser.add_argument("--repeats", type=int, default=3)
   parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("results/benchmarks"))
+  parser.add_argument("--stages", action="store_true",
+                      help="also time each stage of the chain alone, forward and vjp")
+  parser.add_argument("--trace", type=pathlib.Path, default=None,
+                      help="write a jax.profiler trace of one camera step per size under DIR/SIZE")
   args = parser.parse_args(argv)
   rows = []
   for name in tqdm(args.sizes, desc="throughput"):
     for length in args.lengths:
-      rows.append({"clip": name, **measure(_workload(name, length), args.repeats)})
+      trace = None if args.trace is None else args.trace / f"{name}-{length}"
+      rows.append({"clip": name, **measure(_workload(name, length), args.repeats, trace)})
   print(f"throughput of the controller's step (decoded AccGrad, BlazeFace); {machine()}")
   print(f"{'clip':<10}{'size':>10}{'frames':>7}{'infer s':>9}{'server s':>9}{'camera s':>9}"
         f"{'step/infer':>11}{'apart/infer':>12}")
@@ -105,6 +151,17 @@ def main(argv=None) -> list[dict]:
   (args.out / "throughput.json").write_text(json.dumps(
       {"machine": machine(), "model": "blazeface", "repeats": args.repeats, "rows": rows},
       indent=2))
+  if args.stages:
+    by_size = {}
+    for name in tqdm(args.sizes, desc="stages"):
+      by_size[name] = stages(_workload(name, max(args.lengths)), args.repeats)
+    print(f"where the camera's time goes, each stage jitted alone (s); {machine()}")
+    print(f"{'clip':<10}{'stage':<36}{'frames':>7}{'forward':>9}{'vjp':>9}")
+    for name, rows_ in by_size.items():
+      for r in rows_:
+        print(f"{name:<10}{r['stage']:<36}{r['frames']:>7}{r['forward_s']:>9.3f}{r['vjp_s']:>9.3f}")
+    (args.out / "stages.json").write_text(json.dumps(
+        {"machine": machine(), "repeats": args.repeats, "sizes": by_size}, indent=2))
   return rows
 
 

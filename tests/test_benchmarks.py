@@ -26,12 +26,16 @@ def test_throughput_runs_and_writes_json(tmp_path):
   import throughput
 
   rows = throughput.main(["--repeats", "1", "--sizes", "carphone", "--lengths", "5",
-                          "--out", str(tmp_path)])
+                          "--out", str(tmp_path), "--stages"])
   assert len(rows) == 1 and rows[0]["frames"] == 5 and rows[0]["size"] == [144, 176]
   assert rows[0]["inference_s"] > 0 and rows[0]["camera_step_s"] > 0
   assert rows[0]["step_s"] == pytest.approx(rows[0]["server_backward_s"]
                                             + rows[0]["camera_step_s"])
   assert json.loads((tmp_path / "throughput.json").read_text())["rows"] == rows
+  stages = json.loads((tmp_path / "stages.json").read_text())["sizes"]["carphone"]
+  assert [r["stage"] for r in stages][:2] == ["resolution", "frame rate"]
+  assert all(r["vjp_s"] > 0 and r["forward_s"] > 0 for r in stages)
+  assert [r["frames"] for r in stages] == [5, 5, 1, 5]
 
 
 @pytest.mark.slow
