@@ -46,7 +46,8 @@ def _dct_halves(x: jax.Array) -> tuple[jax.Array, jax.Array]:
   The even samples, then the odd ones reversed, make a sequence whose DFT `V` gives
   `C[k] = Re(exp(-i pi k / 2n) V[k])` and `C[n - k] = -Im(exp(-i pi k / 2n) V[k])`.
   jax.scipy's `dct` takes a complex FFT of the whole axis and, along any axis but the last,
-  transposes around it: three times slower at 720p.
+  transposes around it: the knob's filter was 2.3 times slower with it at 720p
+  (benchmarks/RESULTS.md).
   """
   n = x.shape[-1]
   v = jnp.concatenate([x[..., ::2], x[..., 1::2][..., ::-1]], axis=-1)
@@ -85,8 +86,9 @@ def _filter_last(x: jax.Array, mask: jax.Array) -> jax.Array:
 
 def lowpass(frames: jax.Array, mask_h: jax.Array, mask_w: jax.Array) -> jax.Array:
   """The separable DCT-domain low-pass of `[..., H, W, C]` frames: per axis `idct(mask * dct)`
-  (orthonormal DCT-II, symmetric extension). Each pass runs along the minor axis, channels
-  moved in front of the plane (two transposes, cheap next to the transforms)."""
+  (orthonormal DCT-II, symmetric extension). Each pass runs along the minor axis: the channels
+  move in front of the plane, which is transposed before each pass (the transposes are cheap
+  next to the transforms, which XLA's CPU FFT runs several times slower off the minor axis)."""
   planes = jnp.moveaxis(frames, -1, -3)                                     # [..., C, H, W]
   out = _filter_last(jnp.swapaxes(planes, -1, -2), mask_h)                  # [..., C, W, H]
   out = _filter_last(jnp.swapaxes(out, -1, -2), mask_w)                     # [..., C, H, W]
