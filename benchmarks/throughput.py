@@ -101,14 +101,13 @@ def stages(workload: VideoWorkload, repeats: int) -> list[dict]:
   held = members["frame_rate"].apply(setting["frame_rate"],
                                      members["resolution"].apply(setting["resolution"], raw))
   picked = held[..., bound.picked, :, :, :]
-  cases = [("resolution", members["resolution"].apply, raw),
-           ("frame rate", members["frame_rate"].apply, raw),
-           ("quantization, picked frame", members["qp"].apply, picked),
-           ("quantization's bytes, every frame", members["qp"].cost, held)]
-  key = {"resolution": "resolution", "frame rate": "frame_rate"}
+  cases = [("resolution", "resolution", members["resolution"].apply, raw),
+           ("frame rate", "frame_rate", members["frame_rate"].apply, raw),
+           ("quantization, picked frame", "qp", members["qp"].apply, picked),
+           ("quantization's bytes, every frame", "qp", members["qp"].cost, held)]
   rows = []
-  for name, fn, frames in cases:
-    s = setting[key.get(name, "qp")]
+  for name, knob, fn, frames in cases:
+    s = setting[knob]
     forward = jax.jit(fn)
 
     def pulled(s, frames, fn=fn):
@@ -134,11 +133,14 @@ def main(argv=None) -> list[dict]:
   parser.add_argument("--trace", type=pathlib.Path, default=None,
                       help="write a jax.profiler trace of one camera step per size under DIR/SIZE")
   args = parser.parse_args(argv)
-  rows = []
+  rows, by_size = [], {}
   for name in tqdm(args.sizes, desc="throughput"):
     for length in args.lengths:
+      workload = _workload(name, length)
       trace = None if args.trace is None else args.trace / f"{name}-{length}"
-      rows.append({"clip": name, **measure(_workload(name, length), args.repeats, trace)})
+      rows.append({"clip": name, **measure(workload, args.repeats, trace)})
+      if args.stages and length == max(args.lengths):
+        by_size[name] = stages(workload, args.repeats)
   print(f"throughput of the controller's step (decoded AccGrad, BlazeFace); {machine()}")
   print(f"{'clip':<10}{'size':>10}{'frames':>7}{'infer s':>9}{'server s':>9}{'camera s':>9}"
         f"{'step/infer':>11}{'apart/infer':>12}")
@@ -152,9 +154,6 @@ def main(argv=None) -> list[dict]:
       {"machine": machine(), "model": "blazeface", "repeats": args.repeats, "rows": rows},
       indent=2))
   if args.stages:
-    by_size = {}
-    for name in tqdm(args.sizes, desc="stages"):
-      by_size[name] = stages(_workload(name, max(args.lengths)), args.repeats)
     print(f"where the camera's time goes, each stage jitted alone (s); {machine()}")
     print(f"{'clip':<10}{'stage':<36}{'frames':>7}{'forward':>9}{'vjp':>9}")
     for name, rows_ in by_size.items():
