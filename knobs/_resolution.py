@@ -39,9 +39,10 @@ def lowpass_mask(size: int, scale: jax.Array, *, rolloff: float) -> jax.Array:
   return 0.5 + 0.5 * jnp.cos(jnp.pi * position)
 
 
-def _dct_halves(x: jax.Array) -> tuple[jax.Array, jax.Array]:
+def _dct(x: jax.Array) -> jax.Array:
   """The unnormalised DCT-II of `x` along its last axis (length `n`), through one real FFT of
-  length `n` (Makhoul 1980): `(C[k], C[n - k])` for `k = 0 .. n // 2` (`C[n]` reads 0).
+  length `n` (Makhoul 1980), in "halves" order: `C[k]` for `k = 0 .. n // 2`, then `C[n - k]`
+  for the same `k` (`C[n]` reads 0), `2 (n // 2 + 1)` values.
 
   The even samples, then the odd ones reversed, make a sequence whose DFT `V` gives
   `C[k] = Re(exp(-i pi k / 2n) V[k])` and `C[n - k] = -Im(exp(-i pi k / 2n) V[k])`.
@@ -54,13 +55,15 @@ def _dct_halves(x: jax.Array) -> tuple[jax.Array, jax.Array]:
   spectrum = jnp.fft.rfft(v, axis=-1)
   cos, sin = _twiddles(n, x.dtype, x.ndim)
   re, im = spectrum.real, spectrum.imag
-  return re * cos + im * sin, re * sin - im * cos
+  return jnp.concatenate([re * cos + im * sin, re * sin - im * cos], axis=-1)
 
 
-def _idct_halves(low: jax.Array, high: jax.Array, n: int) -> jax.Array:
-  """The inverse of `_dct_halves`: the rotation by the twiddles is its own inverse, then one
-  inverse real FFT and the samples put back in order."""
-  cos, sin = _twiddles(n, low.dtype, low.ndim)
+def _idct(coefficients: jax.Array, n: int) -> jax.Array:
+  """The inverse of `_dct` (halves order in, `n` samples out): the rotation by the twiddles is
+  its own inverse, then one inverse real FFT and the samples put back in order."""
+  half = n // 2 + 1
+  low, high = coefficients[..., :half], coefficients[..., half:]
+  cos, sin = _twiddles(n, coefficients.dtype, coefficients.ndim)
   v = jnp.fft.irfft(jax.lax.complex(cos * low + sin * high, sin * low - cos * high), n=n, axis=-1)
   even, odd = v[..., :(n + 1) // 2], v[..., (n + 1) // 2:][..., ::-1]
   if n % 2:
@@ -74,24 +77,31 @@ def _twiddles(n: int, dtype, ndim: int) -> tuple[jax.Array, jax.Array]:
   return jnp.asarray(np.cos(angle), dtype), jnp.asarray(np.sin(angle), dtype)
 
 
-def _filter_last(x: jax.Array, mask: jax.Array) -> jax.Array:
-  """`idct(mask * dct(x))` along the last axis (the normalisation cancels)."""
-  n = x.shape[-1]
-  low, high = _dct_halves(x)
-  # high[k] holds C[n - k]: its gain is mask[n - k], and C[n] (k = 0) is always 0.
-  high_mask = jnp.concatenate([jnp.zeros((1,), mask.dtype), mask[n - np.arange(1, n // 2 + 1)]])
-  shape = (1,) * (x.ndim - 1) + (-1,)
-  return _idct_halves(low * mask[:n // 2 + 1].reshape(shape), high * high_mask.reshape(shape), n)
+def _halves_gain(mask: jax.Array) -> jax.Array:
+  """A DCT-domain gain `[n]` in `_dct`'s halves order: `mask[k]`, then `mask[n - k]` (0 for
+  `k = 0`, where `C[n]` is always 0)."""
+  n = mask.shape[0]
+  high = jnp.concatenate([jnp.zeros((1,), mask.dtype), mask[n - np.arange(1, n // 2 + 1)]])
+  return jnp.concatenate([mask[:n // 2 + 1], high])
 
 
 def lowpass(frames: jax.Array, mask_h: jax.Array, mask_w: jax.Array) -> jax.Array:
-  """The separable DCT-domain low-pass of `[..., H, W, C]` frames: per axis `idct(mask * dct)`
-  (orthonormal DCT-II, symmetric extension). Each pass runs along the minor axis: the channels
-  move in front of the plane, which is transposed before each pass (the transposes are cheap
-  next to the transforms, which XLA's CPU FFT runs several times slower off the minor axis)."""
-  planes = jnp.moveaxis(frames, -1, -3)                                     # [..., C, H, W]
-  out = _filter_last(jnp.swapaxes(planes, -1, -2), mask_h)                  # [..., C, W, H]
-  out = _filter_last(jnp.swapaxes(out, -1, -2), mask_w)                     # [..., C, H, W]
+  """The separable DCT-domain low-pass of `[..., H, W, C]` frames: `idct(mask * dct)` along
+  both axes (orthonormal DCT-II, symmetric extension; the normalisation cancels).
+
+  Both forward transforms come first, then the gains, then both inverse ones. The gains are
+  all that depends on the setting, so the backward pass in the setting is two transforms of
+  the cotangent (filtering one axis, then the other, put a forward transform on that path too:
+  about a tenth of the 720p camera step, benchmarks/RESULTS.md). Each transform runs along the
+  minor axis: the channels move in front of the plane, which is transposed between the axes
+  (XLA's CPU FFT runs several times slower off the minor axis).
+  """
+  h, w = frames.shape[-3], frames.shape[-2]
+  planes = jnp.moveaxis(frames, -1, -3)                            # [..., C, H, W]
+  spectrum = _dct(jnp.swapaxes(_dct(planes), -1, -2))              # [..., C, W', H']
+  gain = _halves_gain(mask_w).reshape(-1, 1) * _halves_gain(mask_h).reshape(1, -1)
+  gain = gain.reshape((1,) * (spectrum.ndim - 2) + gain.shape)
+  out = _idct(jnp.swapaxes(_idct(spectrum * gain, h), -1, -2), w)  # [..., C, H, W]
   return jnp.moveaxis(out, -3, -1)
 
 
