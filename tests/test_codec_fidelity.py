@@ -2,6 +2,7 @@
 
 import io
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ from scipy.stats import spearmanr
 from skimage import data
 
 import knobs
+from knobs._codec import _upsample2
 from tests import clips
 
 QUALITIES = (10, 20, 30, 40, 50, 60, 70, 80, 90, 95)
@@ -106,3 +108,42 @@ def test_roi_blocks_at_lower_qp_cost_more_and_look_better():
   outside_roi = np.abs(np.asarray(knob.apply(roi, frames) - frames))[:, :16].mean()
   assert err_roi < 0.5 * err_flat
   assert outside_roi == pytest.approx(outside_flat, rel=0.05)
+
+
+def _numpy_fancy_upsample(plane: np.ndarray) -> np.ndarray:
+  """libjpeg's "fancy" 2x upsampling per axis: 3/4 of the nearer sample, 1/4 of the farther,
+  the edge sample repeated."""
+  for axis in (-1, -2):
+    x = np.moveaxis(plane, axis, -1)
+    padded = np.concatenate([x[..., :1], x, x[..., -1:]], axis=-1)
+    out = np.empty(x.shape[:-1] + (2 * x.shape[-1],))
+    out[..., 0::2] = 0.75 * x + 0.25 * padded[..., :-2]
+    out[..., 1::2] = 0.75 * x + 0.25 * padded[..., 2:]
+    plane = np.moveaxis(out, -1, axis)
+  return plane
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (3, 5), (2, 7, 4), (2, 1, 9)])
+def test_chroma_upsampling_is_libjpegs_triangle_and_resizes(shape):
+  """The 4:2:0 chroma upsampling against the triangle filter in NumPy and jax.image.resize."""
+  plane = np.random.default_rng(len(shape)).uniform(size=shape).astype(np.float32)
+  ours = np.asarray(_upsample2(jnp.asarray(plane)))
+  np.testing.assert_allclose(ours, _numpy_fancy_upsample(plane.astype(np.float64)), atol=1e-6)
+  resized = jax.image.resize(plane, (*shape[:-2], 2 * shape[-2], 2 * shape[-1]),
+                             method="linear", antialias=False)
+  np.testing.assert_allclose(ours, np.asarray(resized), atol=1e-6)
+
+
+def test_one_qp_everywhere_is_the_roi_map_at_that_qp():
+  """The scalar knob's single step (a [1, 1] map) codes and counts as a full map of that step does,
+  and its gradient in the setting matches the map's summed."""
+  frames = jnp.asarray(clips.pan(3, 40, 56))
+  scalar = knobs.quantization(values=(42, 36, 30, 24))
+  roi = knobs.roi_quality((40, 56), values=(42, 36, 30, 24))
+  setting = jnp.float32(0.4)
+  grid = jnp.full(roi.init().shape, setting)
+  np.testing.assert_allclose(scalar.apply(setting, frames), roi.apply(grid, frames), atol=1e-6)
+  np.testing.assert_allclose(scalar.cost(setting, frames), roi.cost(grid, frames), rtol=1e-5)
+  g_scalar = jax.grad(lambda s: scalar.cost(s, frames))(setting)
+  g_roi = jnp.sum(jax.grad(lambda m: roi.cost(m, frames))(grid))
+  np.testing.assert_allclose(g_scalar, g_roi, rtol=1e-4)
