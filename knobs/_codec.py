@@ -102,8 +102,8 @@ def _upsample2(plane: jax.Array) -> jax.Array:
   `2k` is `3/4 x[k] + 1/4 x[k - 1]`, `2k + 1` is `3/4 x[k] + 1/4 x[k + 1]`, the edge repeated.
 
   `jax.image.resize(method="linear", antialias=False)` to float rounding (the test), written as
-  two shifted sums: resize contracts each axis with a dense `[2n, n]` weight matrix, 40 ms of a
-  720p camera step for one frame's chroma."""
+  two shifted sums: resize contracts each axis with a dense `[2n, n]` weight matrix
+  (benchmarks/RESULTS.md)."""
   return _upsample2_axis(_upsample2_axis(plane, -1), -2)
 
 
@@ -122,8 +122,7 @@ def _expand_map(step_map: jax.Array, factor: int, rank: int) -> jax.Array:
   """Per-macroblock `[..., Bh, Bw]` map -> per-8x8-block `[..., Bh*f, 1, Bw*f, 1]` of `rank`.
 
   A `[..., 1, 1]` map is one step for every block and stays `[..., 1, 1, 1, 1]`: broadcast to
-  the macroblock grid, its gradient was a reduction to the grid first (30 ms of a 720p camera
-  step)."""
+  the macroblock grid, its gradient was a reduction to the grid first."""
   if step_map.shape[-2:] == (1, 1):
     grown = step_map.reshape(*step_map.shape[:-2], 1, 1, 1, 1)
     return grown.reshape((1,) * (rank - grown.ndim) + grown.shape)

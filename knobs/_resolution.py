@@ -91,10 +91,10 @@ def lowpass(frames: jax.Array, mask_h: jax.Array, mask_w: jax.Array) -> jax.Arra
 
   Both forward transforms come first, then the gains, then both inverse ones. The gains are
   all that depends on the setting, so the backward pass in the setting is two transforms of
-  the cotangent (filtering one axis, then the other, put a forward transform on that path too:
-  about a tenth of the 720p camera step, benchmarks/RESULTS.md). Each transform runs along the
-  minor axis: the channels move in front of the plane, which is transposed between the axes
-  (XLA's CPU FFT runs several times slower off the minor axis).
+  the cotangent (filtering one axis, then the other, put a forward transform on that path too;
+  benchmarks/RESULTS.md). Each transform runs along the minor axis: the channels move in front
+  of the plane, which is transposed between the axes (XLA's CPU FFT runs several times slower
+  off the minor axis).
   """
   h, w = frames.shape[-3], frames.shape[-2]
   planes = jnp.moveaxis(frames, -1, -3)                            # [..., C, H, W]

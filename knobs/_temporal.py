@@ -92,7 +92,7 @@ def _mix_summed(weights: jax.Array, frames: jax.Array) -> jax.Array:
   """`_mix` as a broadcast product summed over the source frames, for a tangent: its transpose
   (the cotangent's way back to the frames) is the same kind of loop, where `_mix`'s dot
   transposes into a dot with the pixels first and the frames last, then a transpose of the
-  whole segment (about a tenth of the 720p camera step, benchmarks/RESULTS.md)."""
+  whole segment, the largest op of the 720p camera step (benchmarks/RESULTS.md)."""
   w = weights.astype(frames.dtype)
   return jnp.sum(w.reshape(w.shape + (1, 1, 1)) * jnp.expand_dims(frames, -5), axis=-4)
 
