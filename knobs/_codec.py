@@ -180,7 +180,8 @@ def _code_frames(frames, step_map, tables, *, chroma_subsampling: bool):
   h, w = frames.shape[-3], frames.shape[-2]
   ph, pw = -h % MACROBLOCK, -w % MACROBLOCK
   pad = [(0, 0)] * (frames.ndim - 3) + [(0, ph), (0, pw), (0, 0)]
-  padded = jnp.pad(frames, pad, mode="edge") * 255.0
+  # Edge padding's backward pass adds slices even at zero widths: skip it where none is needed.
+  padded = (jnp.pad(frames, pad, mode="edge") if ph or pw else frames) * 255.0
   ycc = _convert(_RGB_TO_YCBCR, [padded[..., j] for j in range(3)])
   ycc[0] = ycc[0] - 128.0
   luma_table, chroma_table = tables
