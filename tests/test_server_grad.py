@@ -186,16 +186,19 @@ def _odd_sized():
 
 @pytest.mark.parametrize("level", [0.0, 0.55, 1.0])
 def test_shown_and_cost_is_shown_and_the_chains_bytes_in_one_pass(carphone, level):
-  """The video workload codes the picked frames alone for `shown`: equal to the chain's output
-  on them and to its bytes, in value and in both pullbacks, at the bounds and mid-ladder, on
-  carphone and on an odd frame size."""
+  """The video workload codes the picked frames alone for `shown` and `shown_and_cost`: equal
+  to the chain's output on every frame, sliced, and to its bytes, in value and in both
+  pullbacks, at the bounds and mid-ladder, on carphone and on an odd frame size."""
   for workload in (carphone[0], _odd_sized()):
     raw = workload.raw(0)
     picked = (raw.shape[0] - 1,)
     setting = {name: jnp.float32(level) for name in workload.knob.values}
 
     def apart(s):
-      return workload.shown(s, raw, picked), workload.knob.cost(s, raw)
+      return workload.knob.apply(s, raw)[..., picked, :, :, :], workload.knob.cost(s, raw)
+
+    np.testing.assert_allclose(np.asarray(workload.shown(setting, raw, picked)),
+                               np.asarray(apart(setting)[0]), atol=1e-6)
 
     (shown, cost), joint_pullback = jax.vjp(
         lambda s: workload.shown_and_cost(s, raw, picked), setting)

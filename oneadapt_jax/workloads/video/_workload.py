@@ -155,22 +155,32 @@ class VideoWorkload(WorkloadBase):
     return jnp.asarray(self.segments[index].as_float())
 
   def shown(self, setting, raw, frames):
-    """The knobs' output on the given frames: what the model sees of them."""
-    return self.knob.apply(setting, raw)[..., frames, :, :, :]
+    """The knobs' output on the given frames: what the model sees of them. The encoding chain
+    quantizes the given frames alone (its reconstruction of a frame depends on that frame
+    only): coding every frame and slicing after left the other frames' backward pass to XLA,
+    which fused it into the frame rate's and ran it once per frame (the fused estimator took
+    2.3 times as long on vtest)."""
+    if self.chain != "encoding":
+      return self.knob.apply(setting, raw)[..., frames, :, :, :]
+    return self._shown_and_held(setting, raw, frames)[0]
 
   def shown_and_cost(self, setting, raw, frames):
     """`shown` and the chain's bytes in one pass, sharing the resolution and frame-rate stages;
-    the quantization codes the picked frames alone for `shown` (its reconstruction of a frame
-    depends on that frame only) and every frame for the bytes. Equal to the two apart, and
-    at 720p about 40% cheaper for the camera's `vjp` (benchmarks/throughput.py)."""
+    the quantization codes the picked frames alone for `shown` and every frame for the bytes.
+    Equal to the two apart, and at 720p about 40% cheaper for the camera's `vjp`
+    (benchmarks/throughput.py)."""
     if self.chain != "encoding":
       return super().shown_and_cost(setting, raw, frames)
+    shown, held = self._shown_and_held(setting, raw, frames)
+    # The other members' bytes are scaled by 0 (`knob_chain`): the quantization counts them all.
+    return shown, self._members["qp"].cost(setting["qp"], held)
+
+  def _shown_and_held(self, setting, raw, frames):
+    """The encoding chain's output on `frames`, and every frame after the frame rate."""
     members = self._members
     held = members["frame_rate"].apply(
         setting["frame_rate"], members["resolution"].apply(setting["resolution"], raw))
-    qp = members["qp"]
-    # The other members' bytes are scaled by 0 (`knob_chain`): the quantization counts them all.
-    return qp.apply(setting["qp"], held[..., frames, :, :, :]), qp.cost(setting["qp"], held)
+    return members["qp"].apply(setting["qp"], held[..., frames, :, :, :]), held
 
   def grid(self) -> list[Config]:
     """Every resolution, every `qp_stride`-th QP (the best included) and the two top frame
