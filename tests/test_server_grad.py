@@ -1,6 +1,8 @@
 """OneAdapt's AccGrad as deployed: DNNGrad on the frames the server decoded, from the forward pass
 its inference already ran, pulled back through the knob chain on the camera."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -173,6 +175,7 @@ def test_the_saliency_estimator_descends_the_weighted_error_through_the_chain(co
   assert float(grad["qp"]) > 0 and float(grad["resolution"]) > 0
 
 
+@functools.cache
 def _odd_sized():
   """A synthetic 3-frame segment of odd size (37x29), under carphone's face detector."""
   import models
@@ -184,6 +187,23 @@ def _odd_sized():
                        models.load("blazeface"))
 
 
+@functools.cache
+def _one_pass_and_apart(workload):
+  """Jitted once per workload (the levels reuse them): `shown`; `shown_and_cost` and its
+  pullback of a direction; the chain on every frame, sliced, its bytes, and their pullback."""
+  def passes(fn):
+    def run(setting, raw, direction):
+      out, pullback = jax.vjp(lambda s: fn(s, raw), setting)
+      return out, pullback(direction)[0]
+    return jax.jit(run)
+
+  picked = (workload.frames_per_segment - 1,)
+  return (jax.jit(lambda s, raw: workload.shown(s, raw, picked)),
+          passes(lambda s, raw: workload.shown_and_cost(s, raw, picked)),
+          passes(lambda s, raw: (workload.knob.apply(s, raw)[..., picked, :, :, :],
+                                 workload.knob.cost(s, raw))))
+
+
 @pytest.mark.parametrize("level", [0.0, 0.55, 1.0])
 def test_shown_and_cost_is_shown_and_the_chains_bytes_in_one_pass(carphone, level):
   """The video workload codes the picked frames alone for `shown` and `shown_and_cost`: equal
@@ -191,27 +211,20 @@ def test_shown_and_cost_is_shown_and_the_chains_bytes_in_one_pass(carphone, leve
   pullbacks, at the bounds and mid-ladder, on carphone and on an odd frame size."""
   for workload in (carphone[0], _odd_sized()):
     raw = workload.raw(0)
-    picked = (raw.shape[0] - 1,)
     setting = {name: jnp.float32(level) for name in workload.knob.values}
-
-    def apart(s):
-      return workload.knob.apply(s, raw)[..., picked, :, :, :], workload.knob.cost(s, raw)
-
-    np.testing.assert_allclose(np.asarray(workload.shown(setting, raw, picked)),
-                               np.asarray(apart(setting)[0]), atol=1e-6)
-
-    (shown, cost), joint_pullback = jax.vjp(
-        lambda s: workload.shown_and_cost(s, raw, picked), setting)
-    (shown_ref, cost_ref), apart_pullback = jax.vjp(apart, setting)
-    np.testing.assert_allclose(np.asarray(shown), np.asarray(shown_ref), atol=1e-6)
-    assert float(cost) == pytest.approx(float(cost_ref), rel=1e-5)
-    cotangent = jnp.asarray(np.random.default_rng(1).normal(size=shown.shape), jnp.float32)
-    for direction in ((cotangent, jnp.zeros_like(cost)), (jnp.zeros_like(shown),
-                                                          jnp.ones_like(cost))):
-      (joint,), (reference,) = joint_pullback(direction), apart_pullback(direction)
+    shown_alone, joint, apart = _one_pass_and_apart(workload)
+    shape = (1, *raw.shape[1:])
+    cotangent = jnp.asarray(np.random.default_rng(1).normal(size=shape), jnp.float32)
+    for direction in ((cotangent, jnp.float32(0.0)), (jnp.zeros(shape), jnp.float32(1.0))):
+      (shown, cost), grad = joint(setting, raw, direction)
+      (shown_ref, cost_ref), reference = apart(setting, raw, direction)
+      np.testing.assert_allclose(np.asarray(shown), np.asarray(shown_ref), atol=1e-6)
+      np.testing.assert_allclose(np.asarray(shown_alone(setting, raw)), np.asarray(shown_ref),
+                                 atol=1e-6)
+      assert float(cost) == pytest.approx(float(cost_ref), rel=1e-5)
       for name in setting:
-        assert np.isfinite(float(joint[name]))
-        assert float(joint[name]) == pytest.approx(float(reference[name]), rel=1e-4, abs=1e-6)
+        assert np.isfinite(float(grad[name]))
+        assert float(grad[name]) == pytest.approx(float(reference[name]), rel=1e-4, abs=1e-6)
 
 
 @pytest.mark.parametrize("estimator", ["decoded", "saliency"])

@@ -124,8 +124,10 @@ def test_input_gradients_are_finite_under_vmap_at_an_odd_size():
   detector = models.load("pedestrian_ssdlite")
   frames = jnp.asarray(np.stack([_vtest_frame(400), _vtest_frame(401)])[:, :301, :403]
                        .astype(np.float32) / 255.0)
-  for proxy in (proxies.soft_count, proxies.gentle_count, proxies.expected_f1):
-    grads = jax.jit(jax.vmap(jax.grad(lambda x, p=proxy: p(detector(x)))))(frames)
+  chosen = (proxies.soft_count, proxies.gentle_count, proxies.expected_f1)
+  # One program for the three (it shares the forward pass; a third less to compile).
+  every = jax.jit(jax.vmap(lambda x: [jax.grad(lambda x, p=p: p(detector(x)))(x) for p in chosen]))
+  for grads in every(frames):
     assert grads.shape == frames.shape
     assert np.all(np.isfinite(np.asarray(grads))) and float(jnp.abs(grads).max()) > 0
 
@@ -230,6 +232,8 @@ def test_densify_matches_the_dense_reading_of_a_csr_tensor():
   assert any(np.mean(k == 0) > 0.3 for k in kernels)  # the pruned ones
 
 
+@pytest.mark.slow  # 30 s on 2 cores, compiling both models; their networks match LiteRT in
+# `make test` (test_blazepose_networks_match_litert_on_vtest)
 def test_blazepose_finds_the_people_of_vtest_and_their_keypoints_fit_them():
   frame = _vtest_frame(400).astype(np.float32) / 255.0
   model = models.load("blazepose")
