@@ -5,7 +5,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 OUT ?= results/demo
-PYTEST_ARGS ?= -n 2
+# worksteal: a worker that runs out of tests takes some of the other's, so neither idles at the end.
+PYTEST_ARGS ?= -n 2 --dist worksteal
 # glibc (2.35 and later) backs XLA's large CPU buffers with transparent huge pages: a pass over a
 # 720p segment takes half the time, most of it page faults before (benchmarks/RESULTS.md).
 # Other C libraries ignore it; set GLIBC_TUNABLES yourself to override.

@@ -44,6 +44,7 @@ def test_run_records_every_method_and_resumes_without_recomputing(tmp_path, caps
   assert "oneadapt" in capsys.readouterr().out
 
 
+@pytest.mark.slow  # 35-50 s on 2 cores: three runs of the command line on carphone
 def test_another_proxy_reruns_oneadapt_and_reuses_the_baselines(tmp_path, capsys):
   args = ["run", "--clip", "carphone", "--max-segments", "2", "--lambda", "0.3", "--out",
           str(tmp_path), "--no-progress", "--no-static", "--methods", "oneadapt", "awstream",
@@ -67,6 +68,8 @@ def test_run_rejects_unknown_methods(tmp_path, capsys):
   assert "unknown method 'magic'" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # 45-75 s on 2 cores; the lidar batch run of test_configs.py checks the
+# dual ascent in `make test` (this adds the oracle under the budget, on video)
 def test_budget_moves_lambda_by_dual_ascent_on_real_bytes(tmp_path):
   # The oracle's grid at 2 QPs (20 and 36): 24 configurations a segment.
   workload = workloads.build("video", source="carphone", max_segments=3, qp_stride=8)
