@@ -16,20 +16,31 @@ step as the loop runs it (the default `decoded` estimator):
 depends on the frame size, not the content. Medians of `--repeats` after compilation.
 
     python benchmarks/throughput.py [--repeats 3] [--lengths 10] [--out DIR] [--stages]
-                                    [--trace DIR]
+                                    [--trace DIR] [--compare REV [--rounds 3]]
 
 Prints a table with the machine and writes `throughput.json`. `--stages` adds where the camera's
 time goes: each stage of the chain jitted alone, forward and forward-and-backward (`vjp` pulled
 back once), on what it sees in the chain (`stages.json`). `--trace DIR` writes a `jax.profiler`
 trace of one camera step per size (open it in Perfetto or TensorBoard's profile plugin): its
 fused XLA ops name the JAX operations they came from.
+
+`--compare REV` weighs a change against the code at git revision `REV` on this machine's drift
+(its speed moves 20% and more within an hour): a fresh process of this script for each side, in
+turn, `--rounds` times, the other side's packages first on `PYTHONPATH` (a temporary
+`git worktree`, removed after; `REV` needs `Bound.camera_step`, 84f0b8a and later). It prints
+each round's step / inference of both sides and their medians, and writes `compare.json`.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import pathlib
+import statistics
+import subprocess
+import sys
+import tempfile
 
 import jax
 import jax.numpy as jnp
@@ -132,7 +143,12 @@ def main(argv=None) -> list[dict]:
                       help="also time each stage of the chain alone, forward and vjp")
   parser.add_argument("--trace", type=pathlib.Path, default=None,
                       help="write a jax.profiler trace of one camera step per size under DIR/SIZE")
+  parser.add_argument("--compare", metavar="REV", default=None,
+                      help="time this tree against git revision REV, in alternate processes")
+  parser.add_argument("--rounds", type=int, default=3, help="rounds of --compare (default 3)")
   args = parser.parse_args(argv)
+  if args.compare is not None:
+    return compare(args)
   rows, by_size = [], {}
   for name in tqdm(args.sizes, desc="throughput"):
     for length in args.lengths:
@@ -151,7 +167,8 @@ def main(argv=None) -> list[dict]:
           f"{r['step_over_inference']:>11.2f}{r['camera_apart_over_inference']:>12.2f}")
   args.out.mkdir(parents=True, exist_ok=True)
   (args.out / "throughput.json").write_text(json.dumps(
-      {"machine": machine(), "model": "blazeface", "repeats": args.repeats, "rows": rows},
+      {"machine": machine(), "model": "blazeface", "repeats": args.repeats, "code": _code(),
+       "rows": rows},
       indent=2))
   if args.stages:
     print(f"where the camera's time goes, each stage jitted alone (s); {machine()}")
@@ -162,6 +179,58 @@ def main(argv=None) -> list[dict]:
     (args.out / "stages.json").write_text(json.dumps(
         {"machine": machine(), "repeats": args.repeats, "sizes": by_size}, indent=2))
   return rows
+
+
+def _code() -> str:
+  """The tree whose packages this process runs (`--compare` puts another first)."""
+  return str(pathlib.Path(data.__file__).resolve().parent.parent)
+
+
+def compare(args) -> list[dict]:
+  """`--compare REV`: this script in fresh processes, alternating the code at `REV` and this
+  tree, `args.rounds` times; each side's step / inference per round and the medians."""
+  if args.rounds < 1:
+    raise SystemExit(f"--rounds must be at least 1, got {args.rounds}")
+  root = pathlib.Path(__file__).resolve().parent.parent
+  with tempfile.TemporaryDirectory(prefix="throughput-compare-") as tmp:
+    tree = pathlib.Path(tmp) / "tree"
+    added = subprocess.run(["git", "-C", str(root), "worktree", "add", "--detach", str(tree),
+                            args.compare], capture_output=True, text=True, check=False)
+    if added.returncode != 0:
+      raise SystemExit(f"--compare: no worktree at {args.compare!r}: {added.stderr.strip()}")
+    sides = {args.compare: tree, "this tree": root}
+    runs = []
+    try:
+      for index in tqdm(range(args.rounds), desc="rounds"):
+        for label, path in sides.items():
+          out = pathlib.Path(tmp) / f"round{index}-{'rev' if path == tree else 'this'}"
+          env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+              [str(path), *filter(None, [os.environ.get("PYTHONPATH")])])}
+          command = [sys.executable, str(pathlib.Path(__file__).resolve()), "--sizes",
+                     *args.sizes, "--lengths", *map(str, args.lengths), "--repeats",
+                     str(args.repeats), "--out", str(out)]
+          subprocess.run(command, env=env, check=True, stdout=subprocess.DEVNULL)
+          written = json.loads((out / "throughput.json").read_text())
+          runs += [{"round": index, "side": label, "code": written["code"], **row}
+                   for row in written["rows"]]
+    finally:
+      subprocess.run(["git", "-C", str(root), "worktree", "remove", "--force", str(tree)],
+                     capture_output=True, check=False)
+  print(f"step / inference, {args.compare} against this tree, {args.rounds} rounds in "
+        f"alternate processes; {machine()}")
+  print(f"{'clip':<10}{'frames':>7}{'side':>14}{'median':>8}  each round")
+  keys = dict.fromkeys((r["clip"], r["frames"]) for r in runs)
+  for clip, frames in keys:
+    for label in sides:
+      ratios = [r["step_over_inference"] for r in runs
+                if (r["clip"], r["frames"], r["side"]) == (clip, frames, label)]
+      print(f"{clip:<10}{frames:>7}{label:>14}{statistics.median(ratios):>8.2f}  "
+            + " ".join(f"{x:.2f}" for x in ratios))
+  args.out.mkdir(parents=True, exist_ok=True)
+  (args.out / "compare.json").write_text(json.dumps(
+      {"machine": machine(), "revision": args.compare, "rounds": args.rounds,
+       "repeats": args.repeats, "runs": runs}, indent=2))
+  return runs
 
 
 if __name__ == "__main__":

@@ -39,6 +39,24 @@ def test_throughput_runs_and_writes_json(tmp_path):
 
 
 @pytest.mark.slow
+def test_throughput_compares_two_revisions_in_alternate_processes(tmp_path):
+  import throughput
+
+  root = pathlib.Path(__file__).resolve().parent.parent
+  runs = throughput.main(["--compare", "HEAD", "--rounds", "1", "--repeats", "1", "--sizes",
+                          "carphone", "--lengths", "5", "--out", str(tmp_path)])
+  assert [(r["round"], r["side"], r["frames"]) for r in runs] == [(0, "HEAD", 5),
+                                                                   (0, "this tree", 5)]
+  # each side ran its own code: the revision from a worktree, removed after
+  assert runs[1]["code"] == str(root) and runs[0]["code"] != str(root)
+  assert not pathlib.Path(runs[0]["code"]).exists()
+  assert all(r["step_over_inference"] > 0 for r in runs)
+  assert json.loads((tmp_path / "compare.json").read_text())["runs"] == runs
+  with pytest.raises(SystemExit, match="no worktree at 'no-such-revision'"):
+    throughput.main(["--compare", "no-such-revision", "--out", str(tmp_path)])
+
+
+@pytest.mark.slow
 def test_pedestrian_tiling_runs_and_writes_json(tmp_path):
   import pedestrian_tiling
 
