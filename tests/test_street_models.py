@@ -125,7 +125,7 @@ def test_input_gradients_are_finite_under_vmap_at_an_odd_size():
   frames = jnp.asarray(np.stack([_vtest_frame(400), _vtest_frame(401)])[:, :301, :403]
                        .astype(np.float32) / 255.0)
   chosen = (proxies.soft_count, proxies.gentle_count, proxies.expected_f1)
-  # One program for the three (it shares the forward pass; a third less to compile).
+  # One program for the three: one compile instead of three.
   every = jax.jit(jax.vmap(lambda x: [jax.grad(lambda x, p=p: p(detector(x)))(x) for p in chosen]))
   for grads in every(frames):
     assert grads.shape == frames.shape
