@@ -270,7 +270,9 @@ STYLE = {"oneadapt": ("tab:red", "o"), "awstream": ("tab:blue", "s"),
          "dds": ("tab:orange", "v"), "oracle": ("black", "*"), "static": ("0.6", ".")}
 
 
-VARIANT_COLOURS = ("tab:pink", "tab:olive", "tab:cyan", "tab:brown", "tab:gray")
+#: OneAdapt's ablations, in the order they come. No grey: the static configurations are grey
+#: dots, and a grey variant (tab:gray, the fifth until 2026-12-02) was lost among them.
+VARIANT_COLOURS = ("tab:pink", "tab:olive", "tab:cyan", "tab:brown", "navy")
 #: A variant past the colours' count takes the next marker, so no two variants look alike.
 VARIANT_MARKERS = ("x", "+", "1")
 

@@ -214,3 +214,15 @@ def test_bench_command_names_the_configs_it_has(tmp_path, capsys):
   assert cli.main(["bench", "--config", "nowhere", "--out", str(tmp_path), "--no-progress"]) == 2
   err = capsys.readouterr().err
   assert "unknown bench config 'nowhere'" in err and "vtest-detection" in err
+
+
+def test_no_two_curves_of_a_plot_share_a_colour():
+  """The methods', the static configurations' and the first ablations' colours are apart (RGB
+  distance at least 0.2): a grey ablation once vanished among the grey static dots (0.18)."""
+  import itertools
+
+  from matplotlib import colors
+
+  palette = [c for c, _ in bench.STYLE.values()] + list(bench.VARIANT_COLOURS)
+  for a, b in itertools.combinations(palette, 2):
+    assert np.linalg.norm(np.subtract(colors.to_rgb(a), colors.to_rgb(b))) >= 0.2, (a, b)
