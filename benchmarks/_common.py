@@ -25,3 +25,19 @@ def median_time(fn, repeats: int) -> float:
     jax.block_until_ready(fn())
     times.append(time.perf_counter() - start)
   return statistics.median(times)
+
+
+def interleaved_times(fns: dict, repeats: int) -> dict[str, list[float]]:
+  """Each of `fns` (name -> callable) timed `repeats` times after a warm-up, one call of each in
+  turn per repeat: the times of one repeat are taken within seconds of each other, so a ratio
+  of two of them sees the machine in the same state (its speed drifts 20% and more within an
+  hour, benchmarks/RESULTS.md). Returns each name's times in repeat order."""
+  for fn in fns.values():
+    jax.block_until_ready(fn())
+  times = {name: [] for name in fns}
+  for _ in range(repeats):
+    for name, fn in fns.items():
+      start = time.perf_counter()
+      jax.block_until_ready(fn())
+      times[name].append(time.perf_counter() - start)
+  return times

@@ -13,9 +13,13 @@ step as the loop runs it (the default `decoded` estimator):
   Adam, what the loop ran before (the same numbers, `tests/test_server_grad.py`).
 
 1920x1080 is Big Buck Bunny's 720p upscaled (Lanczos): no bundled clip is 1080p, and the cost
-depends on the frame size, not the content. Medians of `--repeats` after compilation.
+depends on the frame size, not the content. After compilation, inference, the server's pass and
+the camera's step are timed once each, in turn, `--repeats` times: one repeat's step and
+inference are timed within seconds of each other, so their ratio sees the machine in one state,
+and the ratio reported is the median of the repeats' ratios (each one's is in the JSON). Timed
+in blocks, one after the other, a drift of the machine's speed between them went into the ratio.
 
-    python benchmarks/throughput.py [--repeats 3] [--lengths 10] [--out DIR] [--stages]
+    python benchmarks/throughput.py [--repeats 5] [--lengths 10] [--out DIR] [--stages]
                                     [--trace DIR] [--compare REV [--rounds 3]]
 
 Prints a table with the machine and writes `throughput.json`. `--stages` adds where the camera's
@@ -45,7 +49,7 @@ import tempfile
 import jax
 import jax.numpy as jnp
 import numpy as np
-from _common import machine, median_time  # benchmarks/ runs as a script folder
+from _common import interleaved_times, machine, median_time  # benchmarks/: a script folder
 from PIL import Image
 from tqdm.auto import tqdm
 
@@ -85,21 +89,26 @@ def measure(workload: VideoWorkload, repeats: int, trace: pathlib.Path | None = 
     return jitted.step(setting, opt_state, grad, grad_cost, *refs, lam)
 
   with jax.numpy_dtype_promotion("standard"):
-    t_infer = median_time(lambda: infer(raw), repeats)
-    t_forward_last = median_time(lambda: infer(last), repeats)
-    t_server = max(median_time(lambda: value_and_grad(last), repeats) - t_forward_last, 0.0)
-    t_camera = median_time(
-        lambda: jitted.camera_step(setting, opt_state, raw, cotangent, *refs, lam), repeats)
-    t_apart = median_time(apart, repeats)
+    times = interleaved_times({
+        "infer": lambda: infer(raw), "forward_last": lambda: infer(last),
+        "value_and_grad": lambda: value_and_grad(last),
+        "camera": lambda: jitted.camera_step(setting, opt_state, raw, cotangent, *refs, lam),
+        "apart": apart}, repeats)
     if trace is not None:
       with jax.profiler.trace(str(trace)):
         jax.block_until_ready(
             jitted.camera_step(setting, opt_state, raw, cotangent, *refs, lam))
-  step = t_server + t_camera
-  return {"size": list(raw.shape[1:3]), "frames": int(raw.shape[0]), "inference_s": t_infer,
-          "server_backward_s": t_server, "camera_step_s": t_camera, "camera_apart_s": t_apart,
-          "step_s": step, "step_over_inference": step / t_infer,
-          "camera_apart_over_inference": (t_server + t_apart) / t_infer}
+  # The server's backward pass alone: its forward pass is inference's.
+  server = [max(g - f, 0.0) for g, f in zip(times["value_and_grad"], times["forward_last"])]
+  ratios = [(s + c) / i for s, c, i in zip(server, times["camera"], times["infer"])]
+  apart_ratios = [(s + a) / i for s, a, i in zip(server, times["apart"], times["infer"])]
+  median = statistics.median
+  return {"size": list(raw.shape[1:3]), "frames": int(raw.shape[0]),
+          "inference_s": median(times["infer"]), "server_backward_s": median(server),
+          "camera_step_s": median(times["camera"]), "camera_apart_s": median(times["apart"]),
+          "step_s": median([s + c for s, c in zip(server, times["camera"])]),
+          "step_over_inference": median(ratios), "step_over_inference_each": ratios,
+          "camera_apart_over_inference": median(apart_ratios)}
 
 
 def stages(workload: VideoWorkload, repeats: int) -> list[dict]:
@@ -137,7 +146,7 @@ def main(argv=None) -> list[dict]:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--sizes", nargs="+", default=list(SIZES), choices=list(SIZES))
   parser.add_argument("--lengths", type=int, nargs="+", default=[10])
-  parser.add_argument("--repeats", type=int, default=3)
+  parser.add_argument("--repeats", type=int, default=5)
   parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("results/benchmarks"))
   parser.add_argument("--stages", action="store_true",
                       help="also time each stage of the chain alone, forward and vjp")
@@ -159,12 +168,13 @@ def main(argv=None) -> list[dict]:
         by_size[name] = stages(workload, args.repeats)
   print(f"throughput of the controller's step (decoded AccGrad, BlazeFace); {machine()}")
   print(f"{'clip':<10}{'size':>10}{'frames':>7}{'infer s':>9}{'server s':>9}{'camera s':>9}"
-        f"{'step/infer':>11}{'apart/infer':>12}")
+        f"{'step/infer':>11}{'apart/infer':>12}  step/infer by repeat")
   for r in rows:
     size = "x".join(map(str, r["size"][::-1]))
     print(f"{r['clip']:<10}{size:>10}{r['frames']:>7}{r['inference_s']:>9.3f}"
           f"{r['server_backward_s']:>9.3f}{r['camera_step_s']:>9.3f}"
-          f"{r['step_over_inference']:>11.2f}{r['camera_apart_over_inference']:>12.2f}")
+          f"{r['step_over_inference']:>11.2f}{r['camera_apart_over_inference']:>12.2f}  "
+          + " ".join(f"{x:.2f}" for x in r["step_over_inference_each"]))
   args.out.mkdir(parents=True, exist_ok=True)
   (args.out / "throughput.json").write_text(json.dumps(
       {"machine": machine(), "model": "blazeface", "repeats": args.repeats, "code": _code(),

@@ -26,9 +26,12 @@ def test_accgrad_cost_runs_and_writes_json(tmp_path):
 def test_throughput_runs_and_writes_json(tmp_path):
   import throughput
 
-  rows = throughput.main(["--repeats", "1", "--sizes", "carphone", "--lengths", "5",
+  rows = throughput.main(["--repeats", "2", "--sizes", "carphone", "--lengths", "5",
                           "--out", str(tmp_path), "--stages"])
   assert len(rows) == 1 and rows[0]["frames"] == 5 and rows[0]["size"] == [144, 176]
+  # the ratio is the median of each repeat's own, its step and inference timed side by side
+  each = rows[0]["step_over_inference_each"]
+  assert len(each) == 2 and rows[0]["step_over_inference"] == pytest.approx(sum(each) / 2)
   assert rows[0]["inference_s"] > 0 and rows[0]["camera_step_s"] > 0
   assert rows[0]["step_s"] == pytest.approx(rows[0]["server_backward_s"]
                                             + rows[0]["camera_step_s"])
