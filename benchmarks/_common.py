@@ -18,13 +18,8 @@ def machine() -> str:
 
 
 def median_time(fn, repeats: int) -> float:
-  jax.block_until_ready(fn())  # compile and warm up
-  times = []
-  for _ in range(repeats):
-    start = time.perf_counter()
-    jax.block_until_ready(fn())
-    times.append(time.perf_counter() - start)
-  return statistics.median(times)
+  """The median of `repeats` calls of `fn` after a warm-up (`interleaved_times` of one)."""
+  return statistics.median(interleaved_times({"fn": fn}, repeats)["fn"])
 
 
 def interleaved_times(fns: dict, repeats: int) -> dict[str, list[float]]:

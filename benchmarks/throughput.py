@@ -100,13 +100,14 @@ def measure(workload: VideoWorkload, repeats: int, trace: pathlib.Path | None = 
             jitted.camera_step(setting, opt_state, raw, cotangent, *refs, lam))
   # The server's backward pass alone: its forward pass is inference's.
   server = [max(g - f, 0.0) for g, f in zip(times["value_and_grad"], times["forward_last"])]
-  ratios = [(s + c) / i for s, c, i in zip(server, times["camera"], times["infer"])]
+  steps = [s + c for s, c in zip(server, times["camera"])]
+  ratios = [step / i for step, i in zip(steps, times["infer"])]
   apart_ratios = [(s + a) / i for s, a, i in zip(server, times["apart"], times["infer"])]
   median = statistics.median
   return {"size": list(raw.shape[1:3]), "frames": int(raw.shape[0]),
           "inference_s": median(times["infer"]), "server_backward_s": median(server),
           "camera_step_s": median(times["camera"]), "camera_apart_s": median(times["apart"]),
-          "step_s": median([s + c for s, c in zip(server, times["camera"])]),
+          "step_s": median(steps),
           "step_over_inference": median(ratios), "step_over_inference_each": ratios,
           "camera_apart_over_inference": median(apart_ratios)}
 
