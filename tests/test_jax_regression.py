@@ -1,7 +1,14 @@
 """jaxlib 0.10.2 miscompiles this block under jit on XLA:CPU (eager is right, jit off by 3.7).
 
 Found while porting MediaPipe's face detector; the reason jax and jaxlib are pinned to 0.10.1.
+`make test` compiles with LLVM's optimisation off (`TEST_XLA_FLAGS`), where a miscompile may not
+show: the jitted block is also run in a fresh process at XLA's default options, as users run it.
 """
+
+import os
+import pathlib
+import subprocess
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -41,3 +48,20 @@ def test_jit_matches_eager_and_numpy_on_residual_block_with_max_pool():
   reference = _numpy_block(x, depthwise, pointwise)
   np.testing.assert_allclose(eager, reference, atol=1e-4)
   np.testing.assert_allclose(jitted, reference, atol=1e-4)
+
+
+def test_jit_at_the_default_compile_options_matches_numpy(tmp_path):
+  rng = np.random.default_rng(0)
+  inputs = {"x": rng.standard_normal((1, 64, 64, 24)).astype(np.float32),
+            "depthwise": rng.standard_normal((3, 3, 1, 24)).astype(np.float32) * 0.3,
+            "pointwise": rng.standard_normal((28, 1, 1, 24)).astype(np.float32) * 0.3}
+  np.savez(tmp_path / "inputs.npz", **inputs)
+  script = ("import sys, jax, numpy as np\n"
+            "from tests.test_jax_regression import _block\n"
+            "a = np.load(sys.argv[1])\n"
+            "np.save(sys.argv[2], jax.jit(_block)(a['x'], a['depthwise'], a['pointwise']))\n")
+  env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+  root = pathlib.Path(__file__).resolve().parent.parent
+  subprocess.run([sys.executable, "-c", script, str(tmp_path / "inputs.npz"),
+                  str(tmp_path / "jitted.npy")], check=True, cwd=root, env=env)
+  np.testing.assert_allclose(np.load(tmp_path / "jitted.npy"), _numpy_block(**inputs), atol=1e-4)
