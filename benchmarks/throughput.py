@@ -20,13 +20,15 @@ and the ratio reported is the median of the repeats' ratios (each one's is in th
 in blocks, one after the other, a drift of the machine's speed between them went into the ratio.
 
     python benchmarks/throughput.py [--repeats 5] [--lengths 10] [--out DIR] [--stages]
-                                    [--trace DIR] [--compare REV [--rounds 3]]
+                                    [--fft-threads] [--trace DIR] [--compare REV [--rounds 3]]
 
 Prints a table with the machine and writes `throughput.json`. `--stages` adds where the camera's
 time goes: each stage of the chain jitted alone, forward and forward-and-backward (`vjp` pulled
-back once), on what it sees in the chain (`stages.json`). `--trace DIR` writes a `jax.profiler`
-trace of one camera step per size (open it in Perfetto or TensorBoard's profile plugin): its
-fused XLA ops name the JAX operations they came from.
+back once), on what it sees in the chain (`stages.json`). `--fft-threads` times XLA's FFT on
+the segment's planes alone and right after an elementwise operation, with the process's CPU
+time over wall time (`fft_threads.json`): on jaxlib 0.10.1 the second runs on one core.
+`--trace DIR` writes a `jax.profiler` trace of one camera step per size (open it in Perfetto or
+TensorBoard's profile plugin): its fused XLA ops name the JAX operations they came from.
 
 `--compare REV` weighs a change against the code at git revision `REV` on this machine's drift
 (its speed moves 20% and more within an hour): a fresh process of this script for each side, in
@@ -41,10 +43,12 @@ import argparse
 import json
 import os
 import pathlib
+import resource
 import statistics
 import subprocess
 import sys
 import tempfile
+import time
 
 import jax
 import jax.numpy as jnp
@@ -143,6 +147,39 @@ def stages(workload: VideoWorkload, repeats: int) -> list[dict]:
   return rows
 
 
+def fft_threads(workload: VideoWorkload, repeats: int) -> list[dict]:
+  """XLA's CPU FFT on the segment's planes (`[T, C, H, W]`, along `W`, as the resolution
+  filter runs it), alone and right after an elementwise operation: wall time and the process's
+  CPU time over wall time (2 where both cores work). jaxlib 0.10.1's FFT falls to one thread
+  after another operation (openxla/xla#46345), and in the knob every transform follows one."""
+  planes = jnp.moveaxis(workload.raw(0), -1, -3)
+  n = planes.shape[-1]
+  spectrum = jax.jit(lambda x: jnp.fft.rfft(x, axis=-1))(planes)
+  cases = [("rfft alone", jax.jit(lambda x: jnp.fft.rfft(x, axis=-1)), planes),
+           ("rfft after x * 2", jax.jit(lambda x: jnp.fft.rfft(x * 2.0, axis=-1)), planes),
+           ("irfft alone", jax.jit(lambda z: jnp.fft.irfft(z, n=n, axis=-1)), spectrum),
+           ("irfft after z * 2", jax.jit(lambda z: jnp.fft.irfft(z * 2.0, n=n, axis=-1)),
+            spectrum)]
+  rows = []
+  for name, fn, x in cases:
+    jax.block_until_ready(fn(x))
+    walls, loads = [], []
+    for _ in range(repeats):
+      cpu, start = _cpu_seconds(), time.perf_counter()
+      jax.block_until_ready(fn(x))
+      wall = time.perf_counter() - start
+      walls.append(wall)
+      loads.append((_cpu_seconds() - cpu) / wall)
+    rows.append({"case": name, "wall_s": statistics.median(walls),
+                 "cpu_over_wall": statistics.median(loads)})
+  return rows
+
+
+def _cpu_seconds() -> float:
+  usage = resource.getrusage(resource.RUSAGE_SELF)  # every thread of this process
+  return usage.ru_utime + usage.ru_stime
+
+
 def main(argv=None) -> list[dict]:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--sizes", nargs="+", default=list(SIZES), choices=list(SIZES))
@@ -151,6 +188,9 @@ def main(argv=None) -> list[dict]:
   parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("results/benchmarks"))
   parser.add_argument("--stages", action="store_true",
                       help="also time each stage of the chain alone, forward and vjp")
+  parser.add_argument("--fft-threads", action="store_true",
+                      help="also time XLA's FFT on each size's planes, alone and after an "
+                           "elementwise operation, with the CPU time over wall time")
   parser.add_argument("--trace", type=pathlib.Path, default=None,
                       help="write a jax.profiler trace of one camera step per size under DIR/SIZE")
   parser.add_argument("--compare", metavar="REV", default=None,
@@ -159,7 +199,7 @@ def main(argv=None) -> list[dict]:
   args = parser.parse_args(argv)
   if args.compare is not None:
     return compare(args)
-  rows, by_size = [], {}
+  rows, by_size, ffts = [], {}, {}
   for name in tqdm(args.sizes, desc="throughput"):
     for length in args.lengths:
       workload = _workload(name, length)
@@ -167,6 +207,8 @@ def main(argv=None) -> list[dict]:
       rows.append({"clip": name, **measure(workload, args.repeats, trace)})
       if args.stages and length == max(args.lengths):
         by_size[name] = stages(workload, args.repeats)
+      if args.fft_threads and length == max(args.lengths):
+        ffts[name] = fft_threads(workload, args.repeats)
   print(f"throughput of the controller's step (decoded AccGrad, BlazeFace); {machine()}")
   print(f"{'clip':<10}{'size':>10}{'frames':>7}{'infer s':>9}{'server s':>9}{'camera s':>9}"
         f"{'step/infer':>11}{'apart/infer':>12}  step/infer by repeat")
@@ -189,6 +231,15 @@ def main(argv=None) -> list[dict]:
         print(f"{name:<10}{r['stage']:<36}{r['frames']:>7}{r['forward_s']:>9.3f}{r['vjp_s']:>9.3f}")
     (args.out / "stages.json").write_text(json.dumps(
         {"machine": machine(), "repeats": args.repeats, "sizes": by_size}, indent=2))
+  if args.fft_threads:
+    print(f"XLA's FFT along the rows of each size's planes, alone and after an elementwise "
+          f"operation; {machine()}")
+    print(f"{'clip':<10}{'case':<22}{'wall ms':>9}{'cpu/wall':>10}")
+    for name, rows_ in ffts.items():
+      for r in rows_:
+        print(f"{name:<10}{r['case']:<22}{r['wall_s'] * 1e3:>9.1f}{r['cpu_over_wall']:>10.2f}")
+    (args.out / "fft_threads.json").write_text(json.dumps(
+        {"machine": machine(), "repeats": args.repeats, "sizes": ffts}, indent=2))
   return rows
 
 

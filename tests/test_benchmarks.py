@@ -27,7 +27,7 @@ def test_throughput_runs_and_writes_json(tmp_path):
   import throughput
 
   rows = throughput.main(["--repeats", "2", "--sizes", "carphone", "--lengths", "5",
-                          "--out", str(tmp_path), "--stages"])
+                          "--out", str(tmp_path), "--stages", "--fft-threads"])
   assert len(rows) == 1 and rows[0]["frames"] == 5 and rows[0]["size"] == [144, 176]
   # the ratio is the median of each repeat's own, its step and inference timed side by side
   each = rows[0]["step_over_inference_each"]
@@ -40,6 +40,10 @@ def test_throughput_runs_and_writes_json(tmp_path):
   assert [r["stage"] for r in stages][:2] == ["resolution", "frame rate"]
   assert all(r["vjp_s"] > 0 and r["forward_s"] > 0 for r in stages)
   assert [r["frames"] for r in stages] == [5, 5, 1, 5]
+  ffts = json.loads((tmp_path / "fft_threads.json").read_text())["sizes"]["carphone"]
+  assert [r["case"] for r in ffts] == ["rfft alone", "rfft after x * 2", "irfft alone",
+                                       "irfft after z * 2"]
+  assert all(r["wall_s"] > 0 and r["cpu_over_wall"] > 0 for r in ffts)
 
 
 @pytest.mark.slow
