@@ -17,11 +17,13 @@ For each bench config (`oneadapt_jax/configs/bench.py`: a clip, a task and a kno
 
 from __future__ import annotations
 
+import functools
 import json
 import pathlib
 import platform
+import statistics
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -36,7 +38,8 @@ from oneadapt_jax.core import Controller, CostModel, Tradeoff, Workload
 def measure_backward_cost(workload: Workload, controller: Controller | None = None, *,
                           repeats: int = 3) -> dict:
   """What one AccGrad frame costs the server in forward-equivalents, measured on `workload`'s
-  model, each time the median of `repeats` timed calls after compilation:
+  model after compilation: the step and a plain forward pass timed in turn, `repeats` times
+  (`interleaved_times`), and the median of the repeats' own ratios (`backward_cost_each`):
 
   - the decoded estimator (the default): the model's forward pass through `jax.vjp` (keeping
     activations) and its backward pass on the picked frames, less a plain forward pass on them
@@ -49,29 +52,47 @@ def measure_backward_cost(workload: Workload, controller: Controller | None = No
   setting, _ = bound.init(1.0)
   frames = workload.shown(setting, raw, bound.picked)
   forward = jax.jit(lambda state, x: jax.tree.leaves(nnx.merge(bound.graphdef, state)(x)))
+  run_forward = functools.partial(forward, bound.model_state, frames)
+  measured = {"estimator": bound.controller.estimator, "frames": len(bound.picked),
+              "device": str(jax.devices()[0]),
+              "machine": platform.processor() or platform.machine()}
+  median = statistics.median
+  if bound.controller.estimator == "fused":
+    times = interleaved_times({"forward": run_forward, "accgrad": lambda: bound.jitted.gradients(
+        bound.model_state, setting, raw)}, repeats)
+    ratios = [a / f for a, f in zip(times["accgrad"], times["forward"])]
+    return {"backward_cost": median(ratios), "backward_cost_each": ratios,
+            "accgrad_s": median(times["accgrad"]), "forward_s": median(times["forward"]),
+            **measured}
+  server = jax.jit(lambda state, x: accgrad.server_grad(bound.graphdef, workload.proxy, state, x))
+  times = interleaved_times({"forward": run_forward,
+                             "server": lambda: server(bound.model_state, frames)}, repeats)
+  # The server's pass less the forward pass inference ran anyway, each repeat's pair timed in turn.
+  ratios = [max(v - f, 0.0) / f for v, f in zip(times["server"], times["forward"])]
+  cotangent = jnp.ones_like(frames)
+  (camera,) = interleaved_times(
+      {"camera": lambda: bound.jitted.camera(setting, raw, cotangent)}, repeats).values()
+  return {"backward_cost": median(ratios), "backward_cost_each": ratios,
+          "server_s": median(times["server"]), "forward_s": median(times["forward"]),
+          "camera_s": median(camera), **measured}
 
-  def timed(fn):
+
+def interleaved_times(fns: Mapping[str, Callable], repeats: int) -> dict[str, list[float]]:
+  """Each of `fns` (name -> callable) timed `repeats` times after a warm-up, one call of each in
+  turn per repeat: the times of one repeat are taken within seconds of each other, so a ratio
+  of two of them sees the machine in the same state (its speed drifts 20% and more within an
+  hour, benchmarks/RESULTS.md). Returns each name's times in repeat order."""
+  if repeats < 1:
+    raise ValueError(f"repeats must be at least 1, got {repeats}")
+  for fn in fns.values():
     jax.block_until_ready(fn())
-    times = []
-    for _ in range(repeats):
+  times = {name: [] for name in fns}
+  for _ in range(repeats):
+    for name, fn in fns.items():
       start = time.perf_counter()
       jax.block_until_ready(fn())
-      times.append(time.perf_counter() - start)
-    return float(np.median(times))
-
-  t_forward = timed(lambda: forward(bound.model_state, frames))
-  measured = {"estimator": bound.controller.estimator, "forward_s": t_forward,
-              "frames": len(bound.picked), "device": str(jax.devices()[0]),
-              "machine": platform.processor() or platform.machine()}
-  if bound.controller.estimator == "fused":
-    t_accgrad = timed(lambda: bound.jitted.gradients(bound.model_state, setting, raw))
-    return {"backward_cost": t_accgrad / t_forward, "accgrad_s": t_accgrad, **measured}
-  server = jax.jit(lambda state, x: accgrad.server_grad(bound.graphdef, workload.proxy, state, x))
-  t_server = timed(lambda: server(bound.model_state, frames))
-  cotangent = jnp.ones_like(frames)
-  t_camera = timed(lambda: bound.jitted.camera(setting, raw, cotangent))
-  return {"backward_cost": max(t_server - t_forward, 0.0) / t_forward, "server_s": t_server,
-          "camera_s": t_camera, **measured}
+      times[name].append(time.perf_counter() - start)
+  return times
 
 
 def _cost_model(workload: Workload, config: Mapping, out_dir: pathlib.Path) -> tuple[CostModel,
@@ -339,5 +360,5 @@ def run_suite(names: Sequence[str], out_dir: pathlib.Path, *, progress: bool = T
   return done
 
 
-__all__ = ("compare_results", "measure_backward_cost", "plot", "report", "run_bench",
-           "run_suite", "sweeps_of", "write_report")
+__all__ = ("compare_results", "interleaved_times", "measure_backward_cost", "plot", "report",
+           "run_bench", "run_suite", "sweeps_of", "write_report")

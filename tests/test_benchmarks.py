@@ -95,10 +95,14 @@ def test_memory_runs_and_writes_json(tmp_path):
 def test_server_overhead_runs_and_writes_json(tmp_path):
   import server_overhead
 
-  payload = server_overhead.main(["--repeats", "1", "--clips", "carphone", "--out",
+  payload = server_overhead.main(["--repeats", "2", "--clips", "carphone", "--out",
                                   str(tmp_path)])
   assert [r["estimator"] for r in payload["rows"]] == ["decoded", "fused"]
   assert all(r["backward_cost"] >= 0 and r["overhead_full_rate"] >= 0 for r in payload["rows"])
+  # the figure is the median of each repeat's own ratio, its step and forward pass side by side
+  for row in payload["rows"]:
+    assert len(row["backward_cost_each"]) == 2
+    assert row["backward_cost"] == pytest.approx(sum(row["backward_cost_each"]) / 2)
   assert payload["rows"][0]["camera_s"] > 0
 
 
