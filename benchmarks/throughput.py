@@ -253,8 +253,9 @@ def compare(args) -> list[dict]:
   tree, `args.rounds` times; each side's step / inference per round and the medians."""
   if args.rounds < 1:
     raise SystemExit(f"--rounds must be at least 1, got {args.rounds}")
-  if args.stages or args.trace is not None:
-    raise SystemExit("--compare times the step alone; run --stages or --trace without it")
+  if args.stages or args.fft_threads or args.trace is not None:
+    raise SystemExit("--compare times the step alone; run --stages, --fft-threads or --trace "
+                     "without it")
   root = pathlib.Path(__file__).resolve().parent.parent
   with tempfile.TemporaryDirectory(prefix="throughput-compare-") as tmp:
     tree = pathlib.Path(tmp) / "tree"

@@ -65,8 +65,9 @@ def test_throughput_compares_two_revisions_in_alternate_processes(tmp_path):
   assert json.loads((tmp_path / "compare.json").read_text())["runs"] == runs
   with pytest.raises(SystemExit, match="no worktree at 'no-such-revision'"):
     throughput.main(["--compare", "no-such-revision", "--out", str(tmp_path)])
-  with pytest.raises(SystemExit, match="--stages or --trace without it"):
-    throughput.main(["--compare", "HEAD", "--stages", "--out", str(tmp_path)])
+  for alone in ("--stages", "--fft-threads"):
+    with pytest.raises(SystemExit, match="--fft-threads or --trace without it"):
+      throughput.main(["--compare", "HEAD", alone, "--out", str(tmp_path)])
 
 
 @pytest.mark.slow
