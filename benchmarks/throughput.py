@@ -224,23 +224,30 @@ def main(argv=None) -> list[dict]:
        "rows": rows},
       indent=2))
   if args.stages:
-    print(f"where the camera's time goes, each stage jitted alone (s); {machine()}")
-    print(f"{'clip':<10}{'stage':<36}{'frames':>7}{'forward':>9}{'vjp':>9}")
-    for name, rows_ in by_size.items():
-      for r in rows_:
-        print(f"{name:<10}{r['stage']:<36}{r['frames']:>7}{r['forward_s']:>9.3f}{r['vjp_s']:>9.3f}")
-    (args.out / "stages.json").write_text(json.dumps(
-        {"machine": machine(), "repeats": args.repeats, "sizes": by_size}, indent=2))
+    _per_size_table(
+        args.out / "stages.json", "where the camera's time goes, each stage jitted alone (s)",
+        f"{'stage':<36}{'frames':>7}{'forward':>9}{'vjp':>9}", by_size, args.repeats,
+        lambda r: f"{r['stage']:<36}{r['frames']:>7}{r['forward_s']:>9.3f}{r['vjp_s']:>9.3f}")
   if args.fft_threads:
-    print(f"XLA's FFT along the rows of each size's planes, alone and after an elementwise "
-          f"operation; {machine()}")
-    print(f"{'clip':<10}{'case':<22}{'wall ms':>9}{'cpu/wall':>10}")
-    for name, rows_ in ffts.items():
-      for r in rows_:
-        print(f"{name:<10}{r['case']:<22}{r['wall_s'] * 1e3:>9.1f}{r['cpu_over_wall']:>10.2f}")
-    (args.out / "fft_threads.json").write_text(json.dumps(
-        {"machine": machine(), "repeats": args.repeats, "sizes": ffts}, indent=2))
+    _per_size_table(
+        args.out / "fft_threads.json",
+        "XLA's FFT along the rows of each size's planes, alone and after an elementwise operation",
+        f"{'case':<22}{'wall ms':>9}{'cpu/wall':>10}", ffts, args.repeats,
+        lambda r: f"{r['case']:<22}{r['wall_s'] * 1e3:>9.1f}{r['cpu_over_wall']:>10.2f}")
   return rows
+
+
+def _per_size_table(path: pathlib.Path, title: str, header: str, by_size: dict, repeats: int,
+                    line) -> None:
+  """Prints rows kept per size (`line` formats one) under `title` and the machine, and writes
+  them to `path` as JSON."""
+  print(f"{title}; {machine()}")
+  print(f"{'clip':<10}{header}")
+  for name, rows in by_size.items():
+    for r in rows:
+      print(f"{name:<10}{line(r)}")
+  path.write_text(json.dumps({"machine": machine(), "repeats": repeats, "sizes": by_size},
+                             indent=2))
 
 
 def _code() -> str:
