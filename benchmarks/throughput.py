@@ -48,7 +48,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
 import jax
 import jax.numpy as jnp
@@ -154,24 +153,26 @@ def fft_threads(workload: VideoWorkload, repeats: int) -> list[dict]:
   after another operation (openxla/xla#46345), and in the knob every transform follows one."""
   planes = jnp.moveaxis(workload.raw(0), -1, -3)
   n = planes.shape[-1]
-  spectrum = jax.jit(lambda x: jnp.fft.rfft(x, axis=-1))(planes)
-  cases = [("rfft alone", jax.jit(lambda x: jnp.fft.rfft(x, axis=-1)), planes),
+  rfft = jax.jit(lambda x: jnp.fft.rfft(x, axis=-1))
+  spectrum = rfft(planes)
+  cases = [("rfft alone", rfft, planes),
            ("rfft after x * 2", jax.jit(lambda x: jnp.fft.rfft(x * 2.0, axis=-1)), planes),
            ("irfft alone", jax.jit(lambda z: jnp.fft.irfft(z, n=n, axis=-1)), spectrum),
            ("irfft after z * 2", jax.jit(lambda z: jnp.fft.irfft(z * 2.0, n=n, axis=-1)),
             spectrum)]
   rows = []
   for name, fn, x in cases:
-    jax.block_until_ready(fn(x))
-    walls, loads = [], []
-    for _ in range(repeats):
-      cpu, start = _cpu_seconds(), time.perf_counter()
-      jax.block_until_ready(fn(x))
-      wall = time.perf_counter() - start
-      walls.append(wall)
-      loads.append((_cpu_seconds() - cpu) / wall)
+    cpu = []  # the process's CPU seconds of each call, the warm-up's first
+
+    def call(fn=fn, x=x, cpu=cpu):
+      before = _cpu_seconds()
+      out = jax.block_until_ready(fn(x))
+      cpu.append(_cpu_seconds() - before)
+      return out
+
+    walls = interleaved_times({name: call}, repeats)[name]
     rows.append({"case": name, "wall_s": statistics.median(walls),
-                 "cpu_over_wall": statistics.median(loads)})
+                 "cpu_over_wall": statistics.median(c / w for c, w in zip(cpu[1:], walls))})
   return rows
 
 

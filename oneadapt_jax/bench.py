@@ -70,8 +70,8 @@ def measure_backward_cost(workload: Workload, controller: Controller | None = No
   # The server's pass less the forward pass inference ran anyway, each repeat's pair timed in turn.
   ratios = [max(v - f, 0.0) / f for v, f in zip(times["server"], times["forward"])]
   cotangent = jnp.ones_like(frames)
-  (camera,) = interleaved_times(
-      {"camera": lambda: bound.jitted.camera(setting, raw, cotangent)}, repeats).values()
+  camera = interleaved_times({"camera": lambda: bound.jitted.camera(setting, raw, cotangent)},
+                             repeats)["camera"]
   return {"backward_cost": median(ratios), "backward_cost_each": ratios,
           "server_s": median(times["server"]), "forward_s": median(times["forward"]),
           "camera_s": median(camera), **measured}

@@ -38,11 +38,16 @@ def _numpy_block(x, depthwise, pointwise):
   return z.reshape(1, h // 2, 2, w // 2, 2, -1).max(axis=(2, 4))
 
 
-def test_jit_matches_eager_and_numpy_on_residual_block_with_max_pool():
+def _inputs() -> dict[str, np.ndarray]:
+  """The block's input and weights, the same in both tests."""
   rng = np.random.default_rng(0)
-  x = rng.standard_normal((1, 64, 64, 24)).astype(np.float32)
-  depthwise = rng.standard_normal((3, 3, 1, 24)).astype(np.float32) * 0.3
-  pointwise = rng.standard_normal((28, 1, 1, 24)).astype(np.float32) * 0.3
+  return {"x": rng.standard_normal((1, 64, 64, 24)).astype(np.float32),
+          "depthwise": rng.standard_normal((3, 3, 1, 24)).astype(np.float32) * 0.3,
+          "pointwise": rng.standard_normal((28, 1, 1, 24)).astype(np.float32) * 0.3}
+
+
+def test_jit_matches_eager_and_numpy_on_residual_block_with_max_pool():
+  x, depthwise, pointwise = _inputs().values()
   eager = _block(x, depthwise, pointwise)
   jitted = jax.jit(_block)(x, depthwise, pointwise)
   reference = _numpy_block(x, depthwise, pointwise)
@@ -51,10 +56,7 @@ def test_jit_matches_eager_and_numpy_on_residual_block_with_max_pool():
 
 
 def test_jit_at_the_default_compile_options_matches_numpy(tmp_path):
-  rng = np.random.default_rng(0)
-  inputs = {"x": rng.standard_normal((1, 64, 64, 24)).astype(np.float32),
-            "depthwise": rng.standard_normal((3, 3, 1, 24)).astype(np.float32) * 0.3,
-            "pointwise": rng.standard_normal((28, 1, 1, 24)).astype(np.float32) * 0.3}
+  inputs = _inputs()
   np.savez(tmp_path / "inputs.npz", **inputs)
   script = ("import sys, jax, numpy as np\n"
             "from tests.test_jax_regression import _block\n"
