@@ -33,6 +33,16 @@ _READ_STREAMED = ("import sys; from oneadapt_jax import data; "
 
 _CLI = "import sys; from oneadapt_jax import cli; sys.exit(cli.main(sys.argv[1:]))"
 
+# On an accelerator the arrays live in the device's memory, which the resident set does not see:
+# the run's child also reports its device's peak (`memory_stats`, None on CPU). It registers after
+# importing JAX, so it runs before JAX's own exit handler clears the backends.
+_DEVICE_REPORT = ("import atexit, sys, jax\n"
+                  "def _device_report():\n"
+                  "    stats = jax.local_devices()[0].memory_stats() or {}\n"
+                  "    if 'peak_bytes_in_use' in stats:\n"
+                  "        sys.stderr.write(f\"DevicePeak {stats['peak_bytes_in_use']}\\n\")\n"
+                  "atexit.register(_device_report)\n")
+
 # The child reports its own high-water mark (`VmHWM`) as it exits. The kernel's `ru_maxrss` of a
 # child is no good here: exec keeps the larger of it and the forking parent's, so under pytest
 # every row read as the parent's 1.5 GiB.
@@ -44,20 +54,25 @@ _REPORT = ("import atexit, sys\n"
            "atexit.register(_report)\n")
 
 
-def peak_rss(command: list[str]) -> tuple[float, float, str]:
-  """Runs `python -c CODE ARGS...` (`command`); its peak resident memory (GiB), wall time (s)
-  and the last line it printed."""
+def peaks(command: list[str], *, device: bool = False) -> tuple[float, float | None, float, str]:
+  """Runs `python -c CODE ARGS...` (`command`): its peak resident memory (GiB); with `device`,
+  the peak of its default device's memory (GiB; None where the device does not report it, as on
+  CPU, and without `device`); its wall time (s); and the last line it printed."""
   python, flag, code, *args = command
   assert flag == "-c", command
   start = time.perf_counter()
-  result = subprocess.run([python, "-c", _REPORT + code, *args], capture_output=True, text=True,
+  prelude = _REPORT + (_DEVICE_REPORT if device else "")
+  result = subprocess.run([python, "-c", prelude + code, *args], capture_output=True, text=True,
                           check=False)
   if result.returncode:
     raise RuntimeError(f"{' '.join(command)} failed ({result.returncode}):\n"
                        f"{(result.stdout + result.stderr)[-3000:]}")
   marks = [line.split()[1] for line in result.stderr.splitlines() if line.startswith("VmHWM ")]
+  device_peaks = [int(line.split()[1]) / 2**30 for line in result.stderr.splitlines()
+                  if line.startswith("DevicePeak ")]
   lines = result.stdout.strip().splitlines() or [""]
-  return int(marks[-1]) / 2**20, time.perf_counter() - start, lines[-1]  # VmHWM is in kB
+  return (int(marks[-1]) / 2**20, device_peaks[-1] if device_peaks else None,  # VmHWM is in kB
+          time.perf_counter() - start, lines[-1])
 
 
 def main(argv=None) -> list[dict]:
@@ -73,25 +88,27 @@ def main(argv=None) -> list[dict]:
   rows = []
   for label, code in (("read whole (frames only)", _READ_WHOLE),
                       ("streamed (frames only)", _READ_STREAMED)):
-    gib, seconds, last = peak_rss([python, "-c", code, args.clip])
-    rows.append({"what": label, "segments": None, "peak_gib": gib, "seconds": seconds,
-                 "frame_gib": int(last) / 2**30})
+    gib, _, seconds, last = peaks([python, "-c", code, args.clip])
+    rows.append({"what": label, "segments": None, "peak_gib": gib, "device_peak_gib": None,
+                 "seconds": seconds, "frame_gib": int(last) / 2**30})
   with tempfile.TemporaryDirectory() as tmp:
     for n in args.lengths:
       run = ["run", "--clip", args.clip, "--max-segments", str(n), "--methods", *args.methods,
              "--lambda", str(args.lam), "--no-static", "--no-progress", "--out",
              str(pathlib.Path(tmp) / f"n{n}")]
       command = [python, "-c", _CLI, *run]
-      gib, seconds, _ = peak_rss(command)
+      gib, device_gib, seconds, _ = peaks(command, device=True)
       rows.append({"what": f"oneadapt run ({', '.join(args.methods)})", "segments": n,
-                   "peak_gib": gib, "seconds": seconds, "frame_gib": None})
+                   "peak_gib": gib, "device_peak_gib": device_gib, "seconds": seconds,
+                   "frame_gib": None})
   print(f"# Peak resident memory, {args.clip}, lambda {args.lam}; {machine()}")
-  print(f"{'what':>32} {'segments':>8} {'peak RSS (GiB)':>14} {'frames (GiB)':>12} "
-        f"{'wall (s)':>8}")
+  print(f"{'what':>32} {'segments':>8} {'peak RSS (GiB)':>14} {'device peak (GiB)':>17} "
+        f"{'frames (GiB)':>12} {'wall (s)':>8}")
   for r in rows:
     segments = "" if r["segments"] is None else r["segments"]
     frames = "" if r["frame_gib"] is None else f"{r['frame_gib']:.2f}"
-    print(f"{r['what']:>32} {segments:>8} {r['peak_gib']:>14.2f} {frames:>12} "
+    device = "" if r["device_peak_gib"] is None else f"{r['device_peak_gib']:.2f}"
+    print(f"{r['what']:>32} {segments:>8} {r['peak_gib']:>14.2f} {device:>17} {frames:>12} "
           f"{r['seconds']:>8.0f}")
   args.out.mkdir(parents=True, exist_ok=True)
   (args.out / "memory.json").write_text(json.dumps(

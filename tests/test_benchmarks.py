@@ -89,7 +89,24 @@ def test_memory_runs_and_writes_json(tmp_path):
   # The streamed segments are the clip's whole seconds (a tail shorter than one is dropped).
   assert 0 < rows[1]["frame_gib"] <= rows[0]["frame_gib"]
   assert all(r["peak_gib"] > 0 for r in rows)
+  # CPU devices keep no memory statistics: the column stays empty rather than reading 0.
+  assert all(r["device_peak_gib"] is None for r in rows)
   assert json.loads((tmp_path / "memory.json").read_text())["rows"] == rows
+
+
+def test_memory_reads_the_device_peak_where_the_device_keeps_one():
+  """A device with memory statistics (an accelerator's; here JAX's device list is replaced in
+  the child) has its peak read as the child exits, beside the resident set's."""
+  import memory
+
+  fake = ("import jax, types\n"
+          "stats = {'peak_bytes_in_use': 3 * 2**29}\n"
+          "jax.local_devices = lambda: [types.SimpleNamespace(memory_stats=lambda: stats)]\n"
+          "print('done')\n")
+  gib, device_gib, seconds, last = memory.peaks([sys.executable, "-c", fake], device=True)
+  assert gib > 0 and seconds > 0 and last == "done"
+  assert device_gib == 1.5
+  assert memory.peaks([sys.executable, "-c", fake])[1] is None  # not asked for
 
 
 @pytest.mark.slow
