@@ -67,12 +67,16 @@ def peaks(command: list[str], *, device: bool = False) -> tuple[float, float | N
   if result.returncode:
     raise RuntimeError(f"{' '.join(command)} failed ({result.returncode}):\n"
                        f"{(result.stdout + result.stderr)[-3000:]}")
-  marks = [line.split()[1] for line in result.stderr.splitlines() if line.startswith("VmHWM ")]
-  device_peaks = [int(line.split()[1]) / 2**30 for line in result.stderr.splitlines()
-                  if line.startswith("DevicePeak ")]
+  rss_kb, device_bytes = (_reported(result.stderr, tag) for tag in ("VmHWM", "DevicePeak"))
   lines = result.stdout.strip().splitlines() or [""]
-  return (int(marks[-1]) / 2**20, device_peaks[-1] if device_peaks else None,  # VmHWM is in kB
+  return (rss_kb / 2**20, None if device_bytes is None else device_bytes / 2**30,
           time.perf_counter() - start, lines[-1])
+
+
+def _reported(stderr: str, tag: str) -> int | None:
+  """The last value a child's exit handler wrote as `TAG VALUE` (None if it wrote none)."""
+  values = [int(line.split()[1]) for line in stderr.splitlines() if line.startswith(tag + " ")]
+  return values[-1] if values else None
 
 
 def main(argv=None) -> list[dict]:
