@@ -4,7 +4,8 @@ Command: `make demo` (`oneadapt demo`, or `oneadapt run --config demo`).
 The demo runs the SSDLite pedestrian detector on the whole frame (`pedestrian_ssdlite_whole`,
 3.6 times cheaper than the default 2x3 tiles: `benchmarks/pedestrian_tiling.py`) over vtest's first 12 seconds, so that the
 72-configuration static sweep and the oracle fit in its time; `oneadapt run --config vtest` runs
-the tiled detector over the whole clip. Runtime: measured in the README ("The demo"). `demo:runlocal` is what tests/test_adapt.py's demo test runs.
+the tiled detector over the whole clip. Runtime: measured in the README ("The demo").
+`demo:runlocal` is what tests/test_adapt.py's demo test runs.
 """
 
 #: The demo's prefix of vtest (a demo, not the whole clip: see `configs/vtest.py`).
