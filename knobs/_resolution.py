@@ -41,34 +41,60 @@ def lowpass_mask(size: int, scale: jax.Array, *, rolloff: float) -> jax.Array:
 
 def _dct(x: jax.Array) -> jax.Array:
   """The unnormalised DCT-II of `x` along its last axis (length `n`), through one real FFT of
-  length `n` (Makhoul 1980), in "halves" order: `C[k]` for `k = 0 .. n // 2`, then `C[n - k]`
-  for the same `k` (`C[n]` reads 0), `2 (n // 2 + 1)` values.
+  length `n` (Makhoul 1980), in interleaved order: `C[k]` at `2k` and `C[n - k]` at `2k + 1`,
+  for `k = 0 .. n // 2` (`C[n]` reads 0), `2 (n // 2 + 1)` values.
 
   The even samples, then the odd ones reversed, make a sequence whose DFT `V` gives
   `C[k] = Re(exp(-i pi k / 2n) V[k])` and `C[n - k] = -Im(exp(-i pi k / 2n) V[k])`.
   jax.scipy's `dct` takes a complex FFT of the whole axis and, along any axis but the last,
   transposes around it: the knob's filter was 2.3 times slower with it at 720p
-  (benchmarks/RESULTS.md).
+  (benchmarks/RESULTS.md). Both orderings are single fused passes: the samples' as a gather
+  (`_reorder`), the coefficients' pairs stacked on a new minor axis. Concatenated along the
+  axis, each was a copy of its own (XLA's CPU backend does not fuse a concatenation there).
   """
   n = x.shape[-1]
-  v = jnp.concatenate([x[..., ::2], x[..., 1::2][..., ::-1]], axis=-1)
-  spectrum = jnp.fft.rfft(v, axis=-1)
+  spectrum = jnp.fft.rfft(_reorder(x), axis=-1)
   cos, sin = _twiddles(n, x.dtype, x.ndim)
   re, im = spectrum.real, spectrum.imag
-  return jnp.concatenate([re * cos + im * sin, re * sin - im * cos], axis=-1)
+  pairs = jnp.stack([re * cos + im * sin, re * sin - im * cos], axis=-1)
+  return pairs.reshape(*pairs.shape[:-2], -1)
 
 
 def _idct(coefficients: jax.Array, n: int) -> jax.Array:
-  """The inverse of `_dct` (halves order in, `n` samples out): the rotation by the twiddles is
-  its own inverse, then one inverse real FFT and the samples put back in order."""
-  half = n // 2 + 1
-  low, high = coefficients[..., :half], coefficients[..., half:]
+  """The inverse of `_dct` (interleaved order in, `n` samples out): the rotation by the
+  twiddles is its own inverse, then one inverse real FFT and the samples put back in order."""
+  low, high = coefficients[..., 0::2], coefficients[..., 1::2]
   cos, sin = _twiddles(n, coefficients.dtype, coefficients.ndim)
   v = jnp.fft.irfft(jax.lax.complex(cos * low + sin * high, sin * low - cos * high), n=n, axis=-1)
   even, odd = v[..., :(n + 1) // 2], v[..., (n + 1) // 2:][..., ::-1]
   if n % 2:
     odd = jnp.pad(odd, [(0, 0)] * (odd.ndim - 1) + [(0, 1)])
   return jnp.stack([even, odd], axis=-1).reshape(*v.shape[:-1], -1)[..., :n]
+
+
+def _order(n: int) -> np.ndarray:
+  """Makhoul's order of `n` samples: the even ones, then the odd ones reversed."""
+  return np.concatenate([np.arange(0, n, 2), np.arange(1, n, 2)[::-1]]).astype(np.int32)
+
+
+def _reorder_slices(x: jax.Array) -> jax.Array:
+  return jnp.concatenate([x[..., ::2], x[..., 1::2][..., ::-1]], axis=-1)
+
+
+@jax.custom_jvp
+def _reorder(x: jax.Array) -> jax.Array:
+  """`x` along its last axis in `_order`: one gather, fused into the pass that makes `x`.
+
+  The tangent is the same permutation written as slices and a concatenation: their transpose
+  (pads and a sum, fused) is what the backward pass runs, where the gather's, a scatter, was
+  10 times slower (benchmarks/RESULTS.md)."""
+  return jnp.take(x, _order(x.shape[-1]), axis=-1, unique_indices=True, mode="clip")
+
+
+@_reorder.defjvp
+def _reorder_jvp(primals, tangents):
+  (x,), (t,) = primals, tangents
+  return _reorder(x), _reorder_slices(t)
 
 
 def _twiddles(n: int, dtype, ndim: int) -> tuple[jax.Array, jax.Array]:
@@ -78,11 +104,31 @@ def _twiddles(n: int, dtype, ndim: int) -> tuple[jax.Array, jax.Array]:
 
 
 def _halves_gain(mask: jax.Array) -> jax.Array:
-  """A DCT-domain gain `[n]` in `_dct`'s halves order: `mask[k]`, then `mask[n - k]` (0 for
-  `k = 0`, where `C[n]` is always 0)."""
+  """A DCT-domain gain `[n]` in halves order: `mask[k]` for `k = 0 .. n // 2`, then
+  `mask[n - k]` for the same `k` (0 for `k = 0`, where `C[n]` is always 0)."""
   n = mask.shape[0]
   high = jnp.concatenate([jnp.zeros((1,), mask.dtype), mask[n - np.arange(1, n // 2 + 1)]])
   return jnp.concatenate([mask[:n // 2 + 1], high])
+
+
+def _interleaved(n: int) -> np.ndarray:
+  """For each position of `_dct`'s interleaved order, its position in halves order."""
+  k = np.arange(2 * (n // 2 + 1))
+  return np.where(k % 2 == 0, k // 2, n // 2 + 1 + k // 2).astype(np.int32)
+
+
+def _gain(mask_h: jax.Array, mask_w: jax.Array) -> jax.Array:
+  """The separable gain `[W', H']` on `_dct`'s interleaved coefficients of both axes.
+
+  It is formed in halves order and moved to the interleaved one by a single gather over the
+  flattened grid, so its backward pass sums the setting's gradient in the same order as the
+  filter did before the interleaved order (the same bits; the controller's choices at a rung
+  boundary follow float rounding, benchmarks/RESULTS.md)."""
+  gain = _halves_gain(mask_w).reshape(-1, 1) * _halves_gain(mask_h).reshape(1, -1)
+  w, h = _interleaved(mask_w.shape[0]), _interleaved(mask_h.shape[0])
+  flat = (w[:, None] * gain.shape[1] + h[None, :]).reshape(-1)
+  return jnp.take(gain.reshape(-1), flat, unique_indices=True, mode="clip").reshape(
+      len(w), len(h))
 
 
 def lowpass(frames: jax.Array, mask_h: jax.Array, mask_w: jax.Array) -> jax.Array:
@@ -99,7 +145,7 @@ def lowpass(frames: jax.Array, mask_h: jax.Array, mask_w: jax.Array) -> jax.Arra
   h, w = frames.shape[-3], frames.shape[-2]
   planes = jnp.moveaxis(frames, -1, -3)                            # [..., C, H, W]
   spectrum = _dct(jnp.swapaxes(_dct(planes), -1, -2))              # [..., C, W', H']
-  gain = _halves_gain(mask_w).reshape(-1, 1) * _halves_gain(mask_h).reshape(1, -1)
+  gain = _gain(mask_h, mask_w)
   gain = gain.reshape((1,) * (spectrum.ndim - 2) + gain.shape)
   out = _idct(jnp.swapaxes(_idct(spectrum * gain, h), -1, -2), w)  # [..., C, H, W]
   return jnp.moveaxis(out, -3, -1)

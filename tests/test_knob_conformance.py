@@ -275,6 +275,54 @@ def test_resolution_is_the_dct_low_pass_of_a_scipy_reference(shape, setting):
                              _scipy_lowpass(frames, scale, 0.15), atol=2e-6)
 
 
+@pytest.mark.parametrize("n", [1, 2, 7, 8, 9, 16])
+def test_resolution_dct_is_scipys_in_interleaved_order(n):
+  from knobs import _resolution
+
+  x = np.asarray(jax.random.normal(jax.random.key(n), (3, n)), np.float64)
+  import scipy.fft
+
+  reference = scipy.fft.dct(x, axis=-1)  # unnormalised DCT-II, 2 sum x cos(...)
+  k = np.arange(n // 2 + 1)
+  expected = np.zeros((3, 2 * len(k)))
+  expected[:, 0::2] = reference[:, k] / 2.0
+  expected[:, 3::2] = reference[:, n - k[1:]] / 2.0  # C[n] reads 0
+  coefficients = _resolution._dct(jnp.asarray(x, jnp.float32))
+  np.testing.assert_allclose(coefficients, expected, atol=1e-5 * max(1, n))
+  np.testing.assert_allclose(_resolution._idct(coefficients, n), x, atol=1e-5)
+
+
+@pytest.mark.parametrize("n", [1, 6, 7])
+def test_resolution_reorder_gather_differentiates_as_its_slices(n):
+  """`_reorder`'s value is a gather and its tangent the slices' form: both modes must give the
+  permutation and its transpose exactly."""
+  from knobs import _resolution
+
+  x = jax.random.normal(jax.random.key(0), (2, n))
+  t = jax.random.normal(jax.random.key(1), (2, n))
+  order = _resolution._order(n)
+  np.testing.assert_array_equal(_resolution._reorder(x), np.asarray(x)[:, order])
+  _, tangent = jax.jvp(_resolution._reorder, (x,), (t,))
+  np.testing.assert_array_equal(tangent, np.asarray(t)[:, order])
+  (pulled,) = jax.vjp(_resolution._reorder, x)[1](t)
+  expected = np.zeros((2, n), np.float32)
+  expected[:, order] = np.asarray(t)
+  np.testing.assert_array_equal(pulled, expected)
+
+
+@pytest.mark.parametrize("h, w", [(5, 8), (9, 7)])
+def test_resolution_gain_is_the_halves_gain_interleaved(h, w):
+  """The gain on the interleaved coefficients is the separable halves-order gain, moved."""
+  from knobs import _resolution
+
+  mask_h = jax.random.uniform(jax.random.key(0), (h,))
+  mask_w = jax.random.uniform(jax.random.key(1), (w,))
+  halves = np.outer(_resolution._halves_gain(mask_w), _resolution._halves_gain(mask_h))
+  order_w, order_h = _resolution._interleaved(w), _resolution._interleaved(h)
+  np.testing.assert_array_equal(_resolution._gain(mask_h, mask_w),
+                                halves[order_w][:, order_h])
+
+
 def _numpy_soft_hold(fraction: float, num: int) -> np.ndarray:
   """The frame-rate knob's soft hold from its definition: row t weighs frame tau <= t by
   `keep(tau) * (1 - f) ** (t - tau)`, with `keep(0) = 1` and `keep(tau) = f` after."""
