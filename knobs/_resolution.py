@@ -62,8 +62,12 @@ def _dct(x: jax.Array) -> jax.Array:
 
 def _idct(coefficients: jax.Array, n: int) -> jax.Array:
   """The inverse of `_dct` (interleaved order in, `n` samples out): the rotation by the
-  twiddles is its own inverse, then one inverse real FFT and the samples put back in order."""
-  low, high = coefficients[..., 0::2], coefficients[..., 1::2]
+  twiddles is its own inverse, then one inverse real FFT and the samples put back in order.
+
+  The pairs come apart by `lax.split`, whose transpose is a stack, one fused pass; strided
+  slices transposed into two pads and their sum, two passes."""
+  pairs = coefficients.reshape(*coefficients.shape[:-1], -1, 2)
+  low, high = (half[..., 0] for half in jax.lax.split(pairs, (1, 1), axis=-1))
   cos, sin = _twiddles(n, coefficients.dtype, coefficients.ndim)
   v = jnp.fft.irfft(jax.lax.complex(cos * low + sin * high, sin * low - cos * high), n=n, axis=-1)
   even, odd = v[..., :(n + 1) // 2], v[..., (n + 1) // 2:][..., ::-1]
