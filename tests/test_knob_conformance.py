@@ -277,11 +277,11 @@ def test_resolution_is_the_dct_low_pass_of_a_scipy_reference(shape, setting):
 
 @pytest.mark.parametrize("n", [1, 2, 7, 8, 9, 16])
 def test_resolution_dct_is_scipys_in_interleaved_order(n):
+  import scipy.fft
+
   from knobs import _resolution
 
   x = np.asarray(jax.random.normal(jax.random.key(n), (3, n)), np.float64)
-  import scipy.fft
-
   reference = scipy.fft.dct(x, axis=-1)  # unnormalised DCT-II, 2 sum x cos(...)
   k = np.arange(n // 2 + 1)
   expected = np.zeros((3, 2 * len(k)))
