@@ -133,36 +133,43 @@ def _values_checked():
     _VALUES_CHECKED.reset(token)
 
 
-def check_video(frames: Any, *, name: str = "frames", channels: int | None = 3) -> None:
+def check_video(frames: Any, *, name: str = "frames", channels: int | None = 3,
+                channel_axis: int = -1) -> None:
   """Raises a `ValueError` naming the problem if `frames` is not a valid video segment.
 
-  A video segment is a float array `[..., T, H, W, C]` with values in `[0, 1]`, `T >= 1`.
-  Shape and dtype are checked always (they are static under `jax.jit`); NaN and range are
-  checked only on concrete arrays, since a traced value cannot raise.
+  A video segment is a float array `[..., T, H, W, C]` (or `[..., T, C, H, W]` with
+  `channel_axis=-3`) with values in `[0, 1]`, `T >= 1`. Shape and dtype are checked always (they
+  are static under `jax.jit`); NaN and range are checked only on concrete arrays, since a traced
+  value cannot raise.
 
   Args:
     frames: the candidate segment.
     name: how to call it in the message.
-    channels: the required size of the last axis, or `None` for any.
+    channels: the required size of the channel axis, or `None` for any.
+    channel_axis: where the channels are, `-1` (the default) or `-3` (`channels_first`).
   """
+  layout = _layout(channel_axis)
   if not hasattr(frames, "shape") or not hasattr(frames, "dtype"):
-    raise ValueError(f"{name} must be an array [..., T, H, W, C], got {type(frames).__name__}")
+    raise ValueError(f"{name} must be an array {layout}, got {type(frames).__name__}")
   shape = tuple(frames.shape)
   if len(shape) < 4:
     raise ValueError(
-        f"{name} must have rank >= 4, [..., T, H, W, C]; got shape {shape} "
+        f"{name} must have rank >= 4, {layout}; got shape {shape} "
         f"(for a single image use frames[None] to add a time axis)")
   if not jnp.issubdtype(frames.dtype, jnp.floating):
     raise ValueError(
         f"{name} must be floating point in [0, 1], got dtype {frames.dtype} "
         f"(for uint8 frames use frames.astype(np.float32) / 255)")
-  t, h, w, c = shape[-4:]
+  t = shape[-4]
+  c = shape[channel_axis]
+  h, w = frame_size(frames, channel_axis)
   if t == 0:
     raise ValueError(f"{name} has an empty time axis (T = 0) in shape {shape}")
   if h == 0 or w == 0:
     raise ValueError(f"{name} has an empty frame (H x W = {h} x {w}) in shape {shape}")
   if channels is not None and c != channels:
-    raise ValueError(f"{name} must have {channels} channels (last axis), got shape {shape}")
+    where = "last axis" if channel_axis == -1 else "axis -3"
+    raise ValueError(f"{name} must have {channels} channels ({where}), got shape {shape}")
   if _is_concrete(frames) and not _VALUES_CHECKED.get():
     values = np.asarray(frames)
     if not np.all(np.isfinite(values)):
@@ -171,6 +178,19 @@ def check_video(frames: Any, *, name: str = "frames", channels: int | None = 3) 
     lo, hi = float(values.min()), float(values.max())
     if lo < -1e-3 or hi > 1 + 1e-3:
       raise ValueError(f"{name} must be in [0, 1], got values in [{lo:.4g}, {hi:.4g}]")
+
+
+def _layout(channel_axis: int) -> str:
+  if channel_axis not in (-1, -3):
+    raise ValueError(f"channel_axis must be -1 ([..., T, H, W, C]) or -3 ([..., T, C, H, W]), "
+                     f"got {channel_axis!r}")
+  return "[..., T, H, W, C]" if channel_axis == -1 else "[..., T, C, H, W]"
+
+
+def frame_size(frames: Any, channel_axis: int = -1) -> tuple[int, int]:
+  """`(H, W)` of video frames whose channels sit at `channel_axis` (`-1` or `-3`)."""
+  _layout(channel_axis)
+  return (frames.shape[-3], frames.shape[-2]) if channel_axis == -1 else tuple(frames.shape[-2:])
 
 
 def check_setting(setting: Any, *, name: str, shape: tuple[int, ...] = ()) -> None:
@@ -341,7 +361,7 @@ def scale_cost(knob: Knob, factor: float, *, unit: str | None = None) -> Knob:
   if not math.isfinite(factor) or factor < 0:
     raise ValueError(f"scale_cost: factor must be finite and >= 0, got {factor}")
 
-  def cost_fn(setting: Setting, data: jax.Array) -> jax.Array:
-    return knob.cost(setting, data) * factor
+  def cost_fn(setting: Setting, data: jax.Array, **options) -> jax.Array:
+    return knob.cost(setting, data, **options) * factor
 
   return knob._replace(cost=cost_fn, unit=knob.unit if unit is None else unit)

@@ -175,14 +175,20 @@ def _convert(matrix: np.ndarray, planes: list[jax.Array]) -> list[jax.Array]:
   return [sum(float(matrix[i, j]) * planes[j] for j in range(3)) for i in range(3)]
 
 
-def _code_frames(frames, step_map, tables, *, chroma_subsampling: bool):
-  """Codes `[..., T, H, W, 3]` frames; returns (reconstruction in [0, 1], total bits)."""
-  h, w = frames.shape[-3], frames.shape[-2]
+def _code_frames(frames, step_map, tables, *, chroma_subsampling: bool, channel_axis: int = -1):
+  """Codes `[..., T, H, W, 3]` frames (`[..., T, 3, H, W]` with `channel_axis=-3`); returns
+  (reconstruction in [0, 1], in the same layout, and the total bits)."""
+  h, w = _base.frame_size(frames, channel_axis)
   ph, pw = -h % MACROBLOCK, -w % MACROBLOCK
-  pad = [(0, 0)] * (frames.ndim - 3) + [(0, ph), (0, pw), (0, 0)]
+  spatial = [(0, ph), (0, pw), (0, 0)] if channel_axis == -1 else [(0, 0), (0, ph), (0, pw)]
+  pad = [(0, 0)] * (frames.ndim - 3) + spatial
   # Edge padding's backward pass adds slices even at zero widths: skip it where none is needed.
   padded = (jnp.pad(frames, pad, mode="edge") if ph or pw else frames) * 255.0
-  ycc = _convert(_RGB_TO_YCBCR, [padded[..., j] for j in range(3)])
+  if channel_axis == -1:
+    rgb_planes = [padded[..., j] for j in range(3)]
+  else:  # the planes as they lie: no transposition of the segment, forward or backward
+    rgb_planes = [padded[..., j, :, :] for j in range(3)]
+  ycc = _convert(_RGB_TO_YCBCR, rgb_planes)
   ycc[0] = ycc[0] - 128.0
   luma_table, chroma_table = tables
   planes, total_bits = [], 0.0
@@ -197,10 +203,10 @@ def _code_frames(frames, step_map, tables, *, chroma_subsampling: bool):
     planes.append(recon)
     total_bits = total_bits + jnp.sum(bits)
   planes[0] = planes[0] + 128.0
-  rgb = jnp.stack(_convert(_YCBCR_TO_RGB, planes), axis=-1) / 255.0
+  rgb = jnp.stack(_convert(_YCBCR_TO_RGB, planes), axis=channel_axis) / 255.0
   # A real decoder writes 8-bit pixels, so its output is clipped to [0, 1] as well.
-  rgb = jnp.clip(rgb[..., :h, :w, :], 0.0, 1.0)
-  return rgb, total_bits
+  rgb = rgb[..., :h, :w, :] if channel_axis == -1 else rgb[..., :h, :w]
+  return jnp.clip(rgb, 0.0, 1.0), total_bits
 
 
 def _check_mode(mode: str) -> None:
@@ -233,6 +239,11 @@ def quantization(
   Cost: a differentiable estimate of the bytes of the quantized coefficients (unit
   ``"bytes"``; headers excluded), summed over the frames and leading batch axes.
 
+  Channels first: `apply` and `cost` take `channel_axis=-3` for frames `[..., T, C, H, W]`
+  (the output in the same layout). A chain of video knobs that stays in that layout from end to
+  end spares XLA's CPU backend the transpositions of the channel axis between them
+  (`VideoWorkload.shown_and_cost` runs so).
+
   Example:
     >>> import jax, jax.numpy as jnp, knobs
     >>> knob = knobs.quantization()                        # H.264 QP 50 ... 20
@@ -262,11 +273,11 @@ def quantization(
   def to_physical(setting):
     return _base.ladder_to_physical(ladder_values, setting)
 
-  def _code(setting, frames):
+  def _code(setting, frames, channel_axis):
     physical = to_physical(_base.as_setting(setting, frames.dtype))
     step, tables = _steps_for(mode, physical)
     return _code_frames(frames, jnp.reshape(step, (1, 1)), tables,
-                        chroma_subsampling=chroma_subsampling)
+                        chroma_subsampling=chroma_subsampling, channel_axis=channel_axis)
 
   return _codec_knob("quantization", (), _code, ladder_values, to_physical, round_rule)
 
@@ -285,6 +296,11 @@ def roi_quality(
   (x264's per-macroblock QP offsets), and its gradient says which blocks the DNN needs sharp.
 
   Cost: the bytes estimate of `quantization`, which adds up block by block (unit ``"bytes"``).
+
+  Channels first: `apply` and `cost` take `channel_axis=-3` for frames `[..., T, C, H, W]`
+  (the output in the same layout). A chain of video knobs that stays in that layout from end to
+  end spares XLA's CPU backend the transpositions of the channel axis between them
+  (`VideoWorkload.shown_and_cost` runs so).
 
   Example:
     >>> import jax.numpy as jnp, knobs
@@ -311,15 +327,15 @@ def roi_quality(
   def to_physical(setting):
     return _base.ladder_to_physical(ladder_values, setting)
 
-  def _code(setting, frames):
-    if frames.shape[-3:-1] != (height, width):
-      raise ValueError(
-          f"roi_quality: built for {height}x{width} frames, got {frames.shape[-3]}x"
-          f"{frames.shape[-2]}; make a knob with roi_quality(({frames.shape[-3]}, "
-          f"{frames.shape[-2]}))")
+  def _code(setting, frames, channel_axis):
+    h, w = _base.frame_size(frames, channel_axis)
+    if (h, w) != (height, width):
+      raise ValueError(f"roi_quality: built for {height}x{width} frames, got {h}x{w}; make a "
+                       f"knob with roi_quality(({h}, {w}))")
     qp = to_physical(_base.as_setting(setting, frames.dtype))
     ones = jnp.ones((BLOCK, BLOCK), frames.dtype)
-    return _code_frames(frames, h264_qstep(qp), (ones, ones), chroma_subsampling=chroma_subsampling)
+    return _code_frames(frames, h264_qstep(qp), (ones, ones), chroma_subsampling=chroma_subsampling,
+                        channel_axis=channel_axis)
 
   knob = _codec_knob("roi_quality", grid, _code, ladder_values, to_physical, round_rule)
   return knob._replace(init=lambda: jnp.ones(grid, jnp.float32))
@@ -333,17 +349,17 @@ def _check_ladder(mode: str, values: np.ndarray) -> None:
 
 
 def _codec_knob(name, setting_shape, code, values, to_physical, round_rule) -> _base.Knob:
-  jitted = jax.jit(code)
+  jitted = jax.jit(code, static_argnums=2)
 
-  def apply(setting, frames):
+  def apply(setting, frames, *, channel_axis=-1):
     _base.check_setting(setting, name=name, shape=setting_shape)
-    _base.check_video(frames)
-    return jitted(setting, frames)[0]
+    _base.check_video(frames, channel_axis=channel_axis)
+    return jitted(setting, frames, channel_axis)[0]
 
-  def cost(setting, frames):
+  def cost(setting, frames, *, channel_axis=-1):
     _base.check_setting(setting, name=name, shape=setting_shape)
-    _base.check_video(frames)
-    return jitted(setting, frames)[1] / 8.0
+    _base.check_video(frames, channel_axis=channel_axis)
+    return jitted(setting, frames, channel_axis)[1] / 8.0
 
   return _base.Knob(
       init=lambda: jnp.ones(setting_shape, jnp.float32),

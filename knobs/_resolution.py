@@ -13,6 +13,7 @@ output is within 39-45 dB PSNR at scales 0.25-0.75.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import jax
@@ -135,24 +136,26 @@ def _gain(mask_h: jax.Array, mask_w: jax.Array) -> jax.Array:
       len(w), len(h))
 
 
-def lowpass(frames: jax.Array, mask_h: jax.Array, mask_w: jax.Array) -> jax.Array:
-  """The separable DCT-domain low-pass of `[..., H, W, C]` frames: `idct(mask * dct)` along
-  both axes (orthonormal DCT-II, symmetric extension; the normalisation cancels).
+def lowpass(frames: jax.Array, mask_h: jax.Array, mask_w: jax.Array, *,
+            channel_axis: int = -1) -> jax.Array:
+  """The separable DCT-domain low-pass of `[..., H, W, C]` frames (`[..., C, H, W]` with
+  `channel_axis=-3`): `idct(mask * dct)` along both axes (orthonormal DCT-II, symmetric
+  extension; the normalisation cancels).
 
   Both forward transforms come first, then the gains, then both inverse ones. The gains are
   all that depends on the setting, so the backward pass in the setting is two transforms of
   the cotangent (filtering one axis, then the other, put a forward transform on that path too;
-  benchmarks/RESULTS.md). Each transform runs along the minor axis: the channels move in front
+  benchmarks/RESULTS.md). Each transform runs along the minor axis: channels last move in front
   of the plane, which is transposed between the axes (XLA's CPU FFT runs several times slower
   off the minor axis).
   """
-  h, w = frames.shape[-3], frames.shape[-2]
-  planes = jnp.moveaxis(frames, -1, -3)                            # [..., C, H, W]
-  spectrum = _dct(jnp.swapaxes(_dct(planes), -1, -2))              # [..., C, W', H']
+  h, w = _base.frame_size(frames, channel_axis)
+  planes = jnp.moveaxis(frames, -1, -3) if channel_axis == -1 else frames  # [..., C, H, W]
+  spectrum = _dct(jnp.swapaxes(_dct(planes), -1, -2))                     # [..., C, W', H']
   gain = _gain(mask_h, mask_w)
   gain = gain.reshape((1,) * (spectrum.ndim - 2) + gain.shape)
-  out = _idct(jnp.swapaxes(_idct(spectrum * gain, h), -1, -2), w)  # [..., C, H, W]
-  return jnp.moveaxis(out, -3, -1)
+  out = _idct(jnp.swapaxes(_idct(spectrum * gain, h), -1, -2), w)         # [..., C, H, W]
+  return jnp.moveaxis(out, -3, -1) if channel_axis == -1 else out
 
 
 def resolution(
@@ -170,6 +173,11 @@ def resolution(
 
   Cost: pixels sent per call, `T * (s * H) * (s * W)` summed over leading batch axes (unit
   ``"pixels"``; `knobs.scale_cost` turns it into a bytes estimate at a bits-per-pixel rate).
+
+  Channels first: `apply` and `cost` take `channel_axis=-3` for frames `[..., T, C, H, W]`
+  (the output in the same layout). A chain of video knobs that stays in that layout from end to
+  end spares XLA's CPU backend the transpositions of the channel axis between them
+  (`VideoWorkload.shown_and_cost` runs so).
 
   Example:
     >>> import jax, jax.numpy as jnp, knobs
@@ -197,11 +205,12 @@ def resolution(
   def to_physical(setting):
     return _base.ladder_to_physical(values, setting)
 
-  @jax.jit
-  def _apply(setting, frames):
+  @functools.partial(jax.jit, static_argnums=2)
+  def _apply(setting, frames, channel_axis):
     scale = to_physical(_base.as_setting(setting, frames.dtype))
-    out = lowpass(frames, lowpass_mask(frames.shape[-3], scale, rolloff=rolloff),
-                  lowpass_mask(frames.shape[-2], scale, rolloff=rolloff))
+    h, w = _base.frame_size(frames, channel_axis)
+    out = lowpass(frames, lowpass_mask(h, scale, rolloff=rolloff),
+                  lowpass_mask(w, scale, rolloff=rolloff), channel_axis=channel_axis)
     # Full resolution is the untouched stream; its gradient still comes from the roll-off band,
     # so the ascent can leave s = 1 (where every setting starts).
     full = (scale >= 1.0).astype(frames.dtype)
@@ -209,22 +218,22 @@ def resolution(
     # The ideal filter rings a little at hard edges; a real scaler writes 8-bit pixels.
     return jnp.clip(out, 0.0, 1.0)
 
-  @jax.jit
-  def _cost(setting, frames):
+  @functools.partial(jax.jit, static_argnums=2)
+  def _cost(setting, frames, channel_axis):
     scale = to_physical(_base.as_setting(setting, frames.dtype))
-    t, h, w = frames.shape[-4:-1]
+    t, (h, w) = frames.shape[-4], _base.frame_size(frames, channel_axis)
     count = int(np.prod(frames.shape[:-4], dtype=np.int64)) * t
     return count * (scale * h) * (scale * w)
 
-  def apply(setting, frames):
+  def apply(setting, frames, *, channel_axis=-1):
     _base.check_setting(setting, name="resolution")
-    _base.check_video(frames, channels=None)
-    return _apply(setting, frames)
+    _base.check_video(frames, channels=None, channel_axis=channel_axis)
+    return _apply(setting, frames, channel_axis)
 
-  def cost(setting, frames):
+  def cost(setting, frames, *, channel_axis=-1):
     _base.check_setting(setting, name="resolution")
-    _base.check_video(frames, channels=None)
-    return _cost(setting, frames)
+    _base.check_video(frames, channels=None, channel_axis=channel_axis)
+    return _cost(setting, frames, channel_axis)
 
   return _base.Knob(
       init=lambda: jnp.ones((), jnp.float32),

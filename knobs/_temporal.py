@@ -128,6 +128,7 @@ def frame_rate(
   (what an analytics server does when it reuses results). Forward: that hard decimation.
   Backward: each frame is treated as fresh with probability `f` (an exponential hold), so the
   gradient with respect to the setting says how much fresher frames would change the output.
+  Whole frames move, so channels first (`channel_axis=-3`, `[..., T, C, H, W]`) runs the same.
 
   Cost: frames sent per call (unit ``"frames"``), hard in value, `1 + f (T - 1)` in gradient.
 
@@ -175,14 +176,15 @@ def frame_rate(
     soft = 1.0 + fraction * (num - 1)
     return _batch_size(frames) * _base.straight_through(soft, jnp.sum(sent))
 
-  def apply(setting, frames):
+  # Whole frames move, so either layout of the channels runs the same code.
+  def apply(setting, frames, *, channel_axis=-1):
     _base.check_setting(setting, name="frame_rate")
-    _base.check_video(frames, channels=None)
+    _base.check_video(frames, channels=None, channel_axis=channel_axis)
     return _apply(setting, frames)
 
-  def cost(setting, frames):
+  def cost(setting, frames, *, channel_axis=-1):
     _base.check_setting(setting, name="frame_rate")
-    _base.check_video(frames, channels=None)
+    _base.check_video(frames, channels=None, channel_axis=channel_axis)
     return _cost(setting, frames)
 
   return _base.Knob(
