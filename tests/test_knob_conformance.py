@@ -385,6 +385,10 @@ def test_channels_first_is_the_same_knob_on_transposed_frames(name, size):
 
 def test_channel_axis_is_checked():
   frames = _frames()
+  scaled = knobs.scale_cost(knobs.resolution(), 2.0)  # combinators pass the option on
+  np.testing.assert_allclose(
+      float(scaled.cost(jnp.float32(0.5), jnp.moveaxis(frames, -1, -3), channel_axis=-3)),
+      2.0 * float(knobs.resolution().cost(jnp.float32(0.5), frames)), rtol=1e-6)
   with pytest.raises(ValueError, match=r"channel_axis must be -1 .* or -3"):
     knobs.resolution().apply(jnp.float32(0.5), frames, channel_axis=1)
   with pytest.raises(ValueError, match=r"3 channels \(axis -3\)"):
