@@ -173,14 +173,25 @@ class VideoWorkload(WorkloadBase):
       return super().shown_and_cost(setting, raw, frames)
     shown, held = self._shown_and_held(setting, raw, frames)
     # The other members' bytes are scaled by 0 (`knob_chain`): the quantization counts them all.
-    return shown, self._members["qp"].cost(setting["qp"], held)
+    return shown, self._members["qp"].cost(setting["qp"], held, channel_axis=-3)
 
   def _shown_and_held(self, setting, raw, frames):
-    """The encoding chain's output on `frames`, and every frame after the frame rate."""
+    """The encoding chain's output on `frames`, and every frame after the frame rate, the
+    latter channels first (`[T, 3, H, W]`).
+
+    The chain runs channels first from the raw frames to the quantization's output: the
+    resolution filter works on colour planes and the quantization codes them, and each
+    transposition of the channel axis between them (forward, and again backward) was a pass
+    over the segment that XLA's CPU backend runs slowly (7% of the camera's step at 720p,
+    benchmarks/RESULTS.md). Only the picked frames go back to channels last."""
     members = self._members
+    planes = jnp.moveaxis(raw, -1, -3)
     held = members["frame_rate"].apply(
-        setting["frame_rate"], members["resolution"].apply(setting["resolution"], raw))
-    return members["qp"].apply(setting["qp"], held[..., frames, :, :, :]), held
+        setting["frame_rate"],
+        members["resolution"].apply(setting["resolution"], planes, channel_axis=-3),
+        channel_axis=-3)
+    shown = members["qp"].apply(setting["qp"], held[..., frames, :, :, :], channel_axis=-3)
+    return jnp.moveaxis(shown, -3, -1), held
 
   def grid(self) -> list[Config]:
     """Every resolution, every `qp_stride`-th QP (the best included) and the two top frame
