@@ -240,9 +240,7 @@ def quantization(
   ``"bytes"``; headers excluded), summed over the frames and leading batch axes.
 
   Channels first: `apply` and `cost` take `channel_axis=-3` for frames `[..., T, C, H, W]`
-  (the output in the same layout). A chain of video knobs that stays in that layout from end to
-  end spares XLA's CPU backend the transpositions of the channel axis between them
-  (`VideoWorkload.shown_and_cost` runs so).
+  (the output in the same layout; why a chain would: README, "The knobs").
 
   Example:
     >>> import jax, jax.numpy as jnp, knobs
@@ -298,9 +296,7 @@ def roi_quality(
   Cost: the bytes estimate of `quantization`, which adds up block by block (unit ``"bytes"``).
 
   Channels first: `apply` and `cost` take `channel_axis=-3` for frames `[..., T, C, H, W]`
-  (the output in the same layout). A chain of video knobs that stays in that layout from end to
-  end spares XLA's CPU backend the transpositions of the channel axis between them
-  (`VideoWorkload.shown_and_cost` runs so).
+  (the output in the same layout; why a chain would: README, "The knobs").
 
   Example:
     >>> import jax.numpy as jnp, knobs

@@ -175,9 +175,7 @@ def resolution(
   ``"pixels"``; `knobs.scale_cost` turns it into a bytes estimate at a bits-per-pixel rate).
 
   Channels first: `apply` and `cost` take `channel_axis=-3` for frames `[..., T, C, H, W]`
-  (the output in the same layout). A chain of video knobs that stays in that layout from end to
-  end spares XLA's CPU backend the transpositions of the channel axis between them
-  (`VideoWorkload.shown_and_cost` runs so).
+  (the output in the same layout; why a chain would: README, "The knobs").
 
   Example:
     >>> import jax, jax.numpy as jnp, knobs

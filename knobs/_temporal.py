@@ -176,7 +176,6 @@ def frame_rate(
     soft = 1.0 + fraction * (num - 1)
     return _batch_size(frames) * _base.straight_through(soft, jnp.sum(sent))
 
-  # Whole frames move, so either layout of the channels runs the same code.
   def apply(setting, frames, *, channel_axis=-1):
     _base.check_setting(setting, name="frame_rate")
     _base.check_video(frames, channels=None, channel_axis=channel_axis)

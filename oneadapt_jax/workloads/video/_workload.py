@@ -182,8 +182,8 @@ class VideoWorkload(WorkloadBase):
     The chain runs channels first from the raw frames to the quantization's output: the
     resolution filter works on colour planes and the quantization codes them, and each
     transposition of the channel axis between them (forward, and again backward) was a pass
-    over the segment that XLA's CPU backend runs slowly (7% of the camera's step at 720p,
-    benchmarks/RESULTS.md). Only the picked frames go back to channels last."""
+    over the segment that XLA's CPU backend runs slowly (about 5% of the camera's step at
+    720p, benchmarks/RESULTS.md). Only the picked frames go back to channels last."""
     members = self._members
     planes = jnp.moveaxis(raw, -1, -3)
     held = members["frame_rate"].apply(
