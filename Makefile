@@ -39,11 +39,11 @@ demo: assets
 # The fast set compiles with LLVM's optimisation off: most of its time is XLA compiling small
 # programs, and XLA's own HLO passes (fusion, simplification) still run. 13 min 29 s against
 # 14 min 22 s on fresh clones, the same tests passing (README); level 1 was slower on the whole
-# set (17 min 18 s against 16 min 11 s on another machine). The slow set, `test-all`, the
-# demo and the benchmarks compile as users do, and so does `make test TEST_XLA_FLAGS=`;
-# tests/test_jax_regression.py runs its jit at the default level too. (XLA reads a value that
-# does not start with "--" as a file name and aborts: the echo drops the space an empty side
-# would leave.)
+# set (pytest in a working tree on another machine, 17 min 18 s against 16 min 11 s). The slow
+# set, `test-all`, the demo and the benchmarks compile as users do, and so does
+# `make test TEST_XLA_FLAGS=`; tests/test_jax_regression.py runs its jit at the default level
+# too. (XLA reads a value that does not start with "--" as a file name and aborts: the echo
+# drops the space an empty side would leave.)
 TEST_XLA_FLAGS ?= --xla_backend_optimization_level=0
 
 test: assets
