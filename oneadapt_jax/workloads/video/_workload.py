@@ -185,7 +185,11 @@ class VideoWorkload(WorkloadBase):
     over the segment that XLA's CPU backend runs slowly (about 5% of the camera's step at
     720p, benchmarks/RESULTS.md). Only the picked frames go back to channels last."""
     members = self._members
-    planes = jnp.moveaxis(raw, -1, -3)
+    # The planes once, in memory: left to XLA, the transposition fused into each of its readers,
+    # and the resolution's backward pass (its clip, at the raw frames at scale 1) read the
+    # segment across the channel axis, slowly (107 of its ms at 720p in a trace; the camera's
+    # step 3% faster with the barrier, the same bits; benchmarks/RESULTS.md).
+    planes = jax.lax.optimization_barrier(jnp.moveaxis(raw, -1, -3))
     held = members["frame_rate"].apply(
         setting["frame_rate"],
         members["resolution"].apply(setting["resolution"], planes, channel_axis=-3),
