@@ -1,7 +1,7 @@
 """jaxlib 0.10.2 miscompiles this block under jit on XLA:CPU (eager is right, jit off by 3.7).
 
 Found while porting MediaPipe's face detector; the reason jax and jaxlib are pinned to 0.10.1.
-`make test` compiles with LLVM's optimisation off (`TEST_XLA_FLAGS`), where a miscompile may not
+`make test` compiles with cheaper options (`TEST_XLA_FLAGS`), where a miscompile may not
 show: the jitted block is also run in a fresh process at XLA's default options, as users run it.
 """
 
