@@ -9,7 +9,9 @@ segment through the detection model and its proxy:
 - the paper's re-encoding estimator: 2 real x264 encodes per scalar setting at its neighbouring
   rungs plus one backward pass of the DNN (`reencode`, for the K-knob chains).
 
-Every time is the median of `--repeats` runs after compilation. Usage:
+Every time is the median of `--repeats` runs after compilation; the forward pass and the fused
+AccGrad are timed in turn, one call of each per repeat, and their ratio is the median of the
+repeats' ratios (each in the JSON). Usage:
 
     python benchmarks/accgrad_cost.py [--clip carphone] [--repeats 5] [--out DIR]
 
@@ -21,11 +23,12 @@ from __future__ import annotations
 import argparse
 import json
 import pathlib
+import statistics
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from _common import machine, median_time  # benchmarks/ runs as a script folder
+from _common import interleaved_times, machine, median_time  # benchmarks/ runs as a script folder
 
 import knobs
 import models
@@ -55,9 +58,14 @@ def measure(name, chain_members, model, segment, raw_uint8, repeats: int) -> dic
   setting = jax.tree.map(lambda s: s * 0.7, knob.init())  # between rungs, away from the clip
   num_settings = sum(int(np.size(leaf)) for leaf in jax.tree.leaves(setting))
   forward = jax.jit(lambda s, x: proxies.detection(model(knob.apply(s, x))))
-  t_forward = median_time(lambda: forward(setting, segment), repeats)
-  t_fused = median_time(lambda: accgrad.acc_grad(knob, model, proxies.detection, setting, segment),
-                        repeats)
+  # In turn, one of each per repeat: the ratio is the median of the repeats' own, each taken
+  # with the machine in one state (timed in two blocks, a drift between them went into it).
+  times = interleaved_times({
+      "forward": lambda: forward(setting, segment),
+      "fused": lambda: accgrad.acc_grad(knob, model, proxies.detection, setting, segment)},
+      repeats)
+  t_forward, t_fused = (statistics.median(times[k]) for k in ("forward", "fused"))
+  ratios = [f / t for f, t in zip(times["fused"], times["forward"])]
   # Central finite differences: 2P + 1 calls of the jitted forward pass, timed when P is small,
   # else counted (a per-macroblock sweep only repeats the same call).
   if num_settings <= 8:
@@ -66,7 +74,7 @@ def measure(name, chain_members, model, segment, raw_uint8, repeats: int) -> dic
     t_fd = (2 * num_settings + 1) * t_forward
   row = {"chain": str(name), "knobs": len(chain_members), "scalar_settings": num_settings,
          "forward_s": t_forward, "fused_accgrad_s": t_fused,
-         "fused_over_forward": t_fused / t_forward,
+         "fused_over_forward": statistics.median(ratios), "fused_over_forward_by_repeat": ratios,
          "finite_differences_s": t_fd, "finite_differences_over_forward": t_fd / t_forward,
          "finite_differences_timed": num_settings <= 8}
   if name != "roi":  # x264 has no per-macroblock QP at constant QP (see oneadapt_jax.codec)
