@@ -105,6 +105,26 @@ def test_streamed_segments_equal_the_clip_decoded_at_once(clip, fps, seconds):
   np.testing.assert_array_equal(view[-1].frames, eager[1:4][-1].frames)
 
 
+def test_read_video_is_the_same_whatever_frame_count_the_container_announces(monkeypatch):
+  # read_video sizes its array by the container's count: a short count grows it, a long one is
+  # trimmed, and the frames are the same; the reference is PyAV's frames stacked one by one.
+  import av
+
+  path = data.clip_path("carphone")
+  with av.open(str(path)) as container:
+    reference = np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])
+  for announced in (None, 1, 7, len(reference), 3 * len(reference)):
+    monkeypatch.setattr(av.video.stream.VideoStream, "frames", property(lambda _: announced))
+    got, _ = data.read_video(path, progress=False)
+    np.testing.assert_array_equal(got, reference)
+    assert got.base is None or got.base.shape == got.shape  # no unused rows kept alive
+  buffer = data._FrameBuffer(path, 2)
+  buffer.append(reference[0])
+  with pytest.raises(data.VideoError, match="carphone.*frame 1 is 88x72, the frames before it "
+                                            "176x144"):
+    buffer.append(reference[1, ::2, ::2])
+
+
 def test_streamed_clip_holds_a_bounded_number_of_segments():
   import tracemalloc  # numpy reports its allocations to tracemalloc
 
