@@ -39,13 +39,13 @@ demo: assets
 # The fast set compiles cheaply: most of its time is XLA compiling small programs (19 of its 31
 # CPU minutes on 2 cores, tracing and lowering included). XLA's older loop emitters
 # (`--xla_cpu_use_fusion_emitters=false`) compile faster than its MLIR fusion emitters, and LLVM
-# at level 1 keeps the models' code fast for the tests that run them hundreds of times: the fast
-# set's pytest took 15 min 12 s, against 16 min 22 s at LLVM level 0 with the new emitters, what
-# this line was before (README). XLA's own passes (fusion, simplification) still run. The slow
-# set, `test-all`, the demo and the benchmarks compile as users do, and so does
-# `make test TEST_XLA_FLAGS=`; tests/test_jax_regression.py runs its jit at the default options
-# too. (XLA reads a value that does not start with "--" as a file name and aborts: the echo
-# drops the space an empty side would leave.)
+# at level 1 keeps the models' code fast for the tests that run them hundreds of times: the
+# fastest of the settings tried (benchmarks/RESULTS.md, "What `make test` costs"). XLA's own
+# passes (fusion, simplification) still run. The slow set, `test-all`, the demo and the
+# benchmarks compile as users do, and so does `make test TEST_XLA_FLAGS=`;
+# tests/test_jax_regression.py runs its jit at the default options too. (XLA reads a value that
+# does not start with "--" as a file name and aborts: the echo drops the space an empty side
+# would leave.)
 TEST_XLA_FLAGS ?= --xla_backend_optimization_level=1 --xla_cpu_use_fusion_emitters=false
 
 test: assets

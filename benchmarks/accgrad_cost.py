@@ -125,15 +125,19 @@ def main(argv=None) -> list[dict]:
   rows = [measure(name, build(segment.size), model, raw, segment.frames, args.repeats)
           for name, build in CHAINS.items()]
   header = (f"{'chain':>6}{'knobs':>6}{'settings':>9}{'forward ms':>11}{'AccGrad ms':>11}"
-            f"{'ratio':>7}{'FD ratio':>9}{'re-encode ratio':>16}")
+            f"{'ratio':>7}{'by repeat':>13}{'FD ratio':>9}{'re-encode ratio':>16}")
   print(f"AccGrad cost on {args.clip} segment {args.segment} ({segment.frames.shape}), "
         f"model {args.model}; {machine()}")
   print(header)
   for r in rows:
     reencode = f"{r['reencode_over_forward']:.2f}" if "reencode_over_forward" in r else "-"
+    each = r["fused_over_forward_by_repeat"]
+    spread = f"{min(each):.2f}-{max(each):.2f}"
     print(f"{r['chain']:>6}{r['knobs']:>6}{r['scalar_settings']:>9}{1e3 * r['forward_s']:>11.1f}"
-          f"{1e3 * r['fused_accgrad_s']:>11.1f}{r['fused_over_forward']:>7.2f}"
+          f"{1e3 * r['fused_accgrad_s']:>11.1f}{r['fused_over_forward']:>7.2f}{spread:>13}"
           f"{r['finite_differences_over_forward']:>9.1f}{reencode:>16}")
+  print("times: medians of the repeats; ratio: the median of the repeats' own ratios (each "
+        "repeat times both in turn), so it need not be the ratio of the two medians")
   args.out.mkdir(parents=True, exist_ok=True)
   (args.out / "accgrad_cost.json").write_text(json.dumps(
       {"machine": machine(), "clip": args.clip, "segment": args.segment, "model": args.model,
