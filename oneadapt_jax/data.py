@@ -165,8 +165,8 @@ def read_video(path: str | pathlib.Path, *, fps: float | None = None,
 class _FrameBuffer:
   """Decoded frames written into one array sized by the container's frame count (doubled if the
   count was short, trimmed if long). A list of frames stacked, then picked by timestamp, first
-  touched every frame's memory three times: on vtest (795 frames of 768x576) that took 9 to 24 s
-  in a fresh process, against 1.4 s this way (measured with GLIBC_TUNABLES as the Makefile sets
+  touched every frame's memory three times: on vtest (795 frames of 768x576) that took 8 to 24 s
+  in a fresh process, against 1.2 to 1.5 s this way (measured with GLIBC_TUNABLES as the Makefile sets
   it, one-off script)."""
 
   def __init__(self, path: pathlib.Path, expected: int | None):

@@ -114,7 +114,7 @@ def test_read_video_is_the_same_whatever_frame_count_the_container_announces(mon
   with av.open(str(path)) as container:
     reference = np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])
   for announced in (None, 1, 7, len(reference), 3 * len(reference)):
-    monkeypatch.setattr(av.video.stream.VideoStream, "frames", property(lambda _: announced))
+    monkeypatch.setattr(av.video.stream.VideoStream, "frames", property(lambda _, n=announced: n))
     got, _ = data.read_video(path, progress=False)
     np.testing.assert_array_equal(got, reference)
     assert got.base is None or got.base.shape == got.shape  # no unused rows kept alive
