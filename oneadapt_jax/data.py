@@ -177,13 +177,13 @@ class _FrameBuffer:
   def append(self, frame: np.ndarray):
     if self._array is None:
       self._array = np.empty((self._expected, *frame.shape), frame.dtype)
-    elif self._count == len(self._array):
-      grown = np.empty((2 * len(self._array), *frame.shape), frame.dtype)
-      grown[:self._count] = self._array
-      self._array = grown
-    if frame.shape != self._array.shape[1:]:
+    if frame.shape != self._array.shape[1:]:  # before growing, which copies in the old shape
       raise VideoError(f"{self._path}: frame {self._count} is {frame.shape[1]}x{frame.shape[0]}, "
                        f"the frames before it {self._array.shape[2]}x{self._array.shape[1]}")
+    if self._count == len(self._array):
+      grown = np.empty((2 * len(self._array), *self._array.shape[1:]), self._array.dtype)
+      grown[:self._count] = self._array
+      self._array = grown
     self._array[self._count] = frame
     self._count += 1
 

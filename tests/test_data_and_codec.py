@@ -118,11 +118,12 @@ def test_read_video_is_the_same_whatever_frame_count_the_container_announces(mon
     got, _ = data.read_video(path, progress=False)
     np.testing.assert_array_equal(got, reference)
     assert got.base is None or got.base.shape == got.shape  # no unused rows kept alive
-  buffer = data._FrameBuffer(path, 2)
-  buffer.append(reference[0])
-  with pytest.raises(data.VideoError, match="carphone.*frame 1 is 88x72, the frames before it "
-                                            "176x144"):
-    buffer.append(reference[1, ::2, ::2])
+  for room in (2, 1):  # a frame of another size, with room left and where the array would grow
+    buffer = data._FrameBuffer(path, room)
+    buffer.append(reference[0])
+    with pytest.raises(data.VideoError, match="carphone.*frame 1 is 88x72, the frames before it "
+                                              "176x144"):
+      buffer.append(reference[1, ::2, ::2])
 
 
 def test_streamed_clip_holds_a_bounded_number_of_segments():
