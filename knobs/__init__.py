@@ -36,8 +36,10 @@ from knobs._base import ladder_index as ladder_index
 from knobs._base import ladder_round as ladder_round
 from knobs._base import ladder_to_physical as ladder_to_physical
 from knobs._base import scale_cost as scale_cost
+from knobs._codec import YCbCr420 as YCbCr420
 from knobs._codec import quantization as quantization
 from knobs._codec import roi_quality as roi_quality
+from knobs._codec import ycbcr420 as ycbcr420
 from knobs._depth import check_depth as check_depth
 from knobs._depth import depth_codes as depth_codes
 from knobs._depth import depth_levels as depth_levels
@@ -62,6 +64,7 @@ __all__ = (
     "KnobCostFn",
     "KnobInitFn",
     "PointCloud",
+    "YCbCr420",
     "as_setting",
     "audio_bitrate",
     "bit_depth",
@@ -96,4 +99,5 @@ __all__ = (
     "roi_quality",
     "sample_rate",
     "scale_cost",
+    "ycbcr420",
 )

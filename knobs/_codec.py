@@ -20,6 +20,7 @@ frame-rate knob repeated costs almost nothing, as it does in a real codec.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -175,28 +176,110 @@ def _convert(matrix: np.ndarray, planes: list[jax.Array]) -> list[jax.Array]:
   return [sum(float(matrix[i, j]) * planes[j] for j in range(3)) for i in range(3)]
 
 
+class YCbCr420(NamedTuple):
+  """Video as an 8-bit 4:2:0 frame holds it (yuv420p, full range), in `[0, 1]`: the planes a
+  scaler writes and an encoder codes. The video chain's stages can pass it along instead of
+  RGB (`resolution`'s `ycbcr420=True`, then `frame_rate`, then `quantization`, which decodes
+  it back to RGB), so the chroma is filtered and coded at the size the codec reads it.
+
+  Attributes:
+    luma: `[..., T, 1, H, W]`, BT.601 Y.
+    chroma: `[..., T, 2, H / 2, W / 2]`, Cb and Cr averaged over 2x2 pixels, centred at 0.5.
+  """
+
+  luma: jax.Array
+  chroma: jax.Array
+
+  @property
+  def dtype(self):
+    return self.luma.dtype
+
+
+def ycbcr420(frames: jax.Array, *, channel_axis: int = -1) -> YCbCr420:
+  """RGB frames `[..., T, H, W, 3]` (`[..., T, 3, H, W]` with `channel_axis=-3`), `H` and `W`
+  even, as a `YCbCr420`: the conversion and 2x2 averaging `quantization` applies to RGB.
+
+  Example:
+    >>> import jax.numpy as jnp, knobs
+    >>> planes = knobs.ycbcr420(jnp.full((2, 4, 6, 3), 0.5))
+    >>> planes.luma.shape, planes.chroma.shape
+    ((2, 1, 4, 6), (2, 2, 2, 3))
+  """
+  _base.check_video(frames, channel_axis=channel_axis)
+  h, w = _base.frame_size(frames, channel_axis)
+  if h % 2 or w % 2:
+    raise ValueError(f"ycbcr420: 4:2:0 needs an even frame size, got {h}x{w}")
+  y, cb, cr = ycbcr_planes(frames, channel_axis)
+  return YCbCr420(y[..., None, :, :],
+                  jnp.stack([_pool2(cb), _pool2(cr)], axis=-3) + CHROMA_CENTRE)
+
+
+#: Where `YCbCr420` centres its chroma (on the 0..1 scale; 8-bit video stores 128).
+CHROMA_CENTRE = 0.5
+
+
+def ycbcr_planes(frames: jax.Array, channel_axis: int = -1) -> list[jax.Array]:
+  """The Y, Cb and Cr planes `[..., T, H, W]` of RGB frames in `[0, 1]` (chroma centred at 0)."""
+  if channel_axis == -1:
+    rgb = [frames[..., j] for j in range(3)]
+  else:
+    rgb = [frames[..., j, :, :] for j in range(3)]
+  return _convert(_RGB_TO_YCBCR, rgb)
+
+
+def check_ycbcr420(planes: Any, *, name: str = "frames", macroblocks: bool = True
+                   ) -> tuple[int, int]:
+  """Raises a `ValueError` naming the problem if `planes` is not a `YCbCr420` (with
+  `macroblocks`, one the codec can code as it lies: whole 16x16 macroblocks); returns the frame
+  size `(H, W)`."""
+  _base.check_video(planes.luma, name=f"{name}.luma", channels=1, channel_axis=-3)
+  h, w = _base.frame_size(planes.luma, -3)
+  expected = (*planes.luma.shape[:-3], 2, h // 2, w // 2)
+  if tuple(planes.chroma.shape) != expected:
+    raise ValueError(f"{name}.chroma must be {expected} for luma {tuple(planes.luma.shape)}, "
+                     f"got {tuple(planes.chroma.shape)}")
+  _base.check_video(planes.chroma, name=f"{name}.chroma", channels=2, channel_axis=-3)
+  if macroblocks and (h % MACROBLOCK or w % MACROBLOCK):
+    raise ValueError(f"{name}: a YCbCr420 stream is coded as it lies, in whole {MACROBLOCK}x"
+                     f"{MACROBLOCK} macroblocks; got {h}x{w} (pass RGB frames, which are padded)")
+  return h, w
+
+
 def _code_frames(frames, step_map, tables, *, chroma_subsampling: bool, channel_axis: int = -1):
-  """Codes `[..., T, H, W, 3]` frames (`[..., T, 3, H, W]` with `channel_axis=-3`); returns
-  (reconstruction in [0, 1], in the same layout, and the total bits)."""
+  """Codes `[..., T, H, W, 3]` frames (`[..., T, 3, H, W]` with `channel_axis=-3`), or a
+  `YCbCr420` as it lies; returns (reconstruction in [0, 1], RGB in the layout of
+  `channel_axis`, and the total bits)."""
+  if isinstance(frames, YCbCr420):
+    if not chroma_subsampling:
+      raise ValueError("quantization: a YCbCr420 stream has 4:2:0 chroma; this knob codes "
+                       "chroma at full size (chroma_subsampling=False)")
+    h, w = frames.luma.shape[-2:]
+    ycc = [frames.luma[..., 0, :, :] * 255.0 - 128.0,
+           *((frames.chroma[..., j, :, :] - CHROMA_CENTRE) * 255.0 for j in range(2))]
+    return _code_ycc(ycc, step_map, tables, True, (h, w), channel_axis)
   h, w = _base.frame_size(frames, channel_axis)
   ph, pw = -h % MACROBLOCK, -w % MACROBLOCK
   spatial = [(0, ph), (0, pw), (0, 0)] if channel_axis == -1 else [(0, 0), (0, ph), (0, pw)]
   pad = [(0, 0)] * (frames.ndim - 3) + spatial
   # Edge padding's backward pass adds slices even at zero widths: skip it where none is needed.
   padded = (jnp.pad(frames, pad, mode="edge") if ph or pw else frames) * 255.0
-  if channel_axis == -1:
-    rgb_planes = [padded[..., j] for j in range(3)]
-  else:  # the planes as they lie: no transposition of the segment, forward or backward
-    rgb_planes = [padded[..., j, :, :] for j in range(3)]
-  ycc = _convert(_RGB_TO_YCBCR, rgb_planes)
+  # The planes as they lie: channels first, no transposition of the segment, forward or backward
+  ycc = ycbcr_planes(padded, channel_axis)
   ycc[0] = ycc[0] - 128.0
+  if chroma_subsampling:
+    ycc[1:] = [_pool2(plane) for plane in ycc[1:]]
+  return _code_ycc(ycc, step_map, tables, chroma_subsampling, (h, w), channel_axis)
+
+
+def _code_ycc(ycc, step_map, tables, subsampled, size, channel_axis):
+  """Codes Y, Cb and Cr planes on the 0..255 scale, level-shifted (chroma at half size where
+  `subsampled`); returns the RGB reconstruction cropped to `size` in [0, 1] and the bits."""
   luma_table, chroma_table = tables
   planes, total_bits = [], 0.0
-  for channel in range(3):
-    plane = ycc[channel]
+  for channel, plane in enumerate(ycc):
     table = luma_table if channel == 0 else chroma_table
-    if channel > 0 and chroma_subsampling:
-      recon, bits = _code_plane(_pool2(plane), step_map, table, 1)
+    if channel > 0 and subsampled:
+      recon, bits = _code_plane(plane, step_map, table, 1)
       recon = _upsample2(recon)
     else:
       recon, bits = _code_plane(plane, step_map, table, MACROBLOCK // BLOCK)
@@ -205,6 +288,7 @@ def _code_frames(frames, step_map, tables, *, chroma_subsampling: bool, channel_
   planes[0] = planes[0] + 128.0
   rgb = jnp.stack(_convert(_YCBCR_TO_RGB, planes), axis=channel_axis) / 255.0
   # A real decoder writes 8-bit pixels, so its output is clipped to [0, 1] as well.
+  h, w = size
   rgb = rgb[..., :h, :w, :] if channel_axis == -1 else rgb[..., :h, :w]
   return jnp.clip(rgb, 0.0, 1.0), total_bits
 
@@ -241,6 +325,10 @@ def quantization(
 
   Channels first: `apply` and `cost` take `channel_axis=-3` for frames `[..., T, C, H, W]`
   (the output in the same layout; why a chain would: README, "The knobs").
+
+  4:2:0 in: `apply` and `cost` also take a `knobs.YCbCr420` in whole 16x16 macroblocks, coded as
+  it lies (what RGB frames are coded as after their conversion and 2x2 averaging); `apply`
+  returns the decoded RGB in the layout `channel_axis` names.
 
   Example:
     >>> import jax, jax.numpy as jnp, knobs
@@ -298,6 +386,10 @@ def roi_quality(
   Channels first: `apply` and `cost` take `channel_axis=-3` for frames `[..., T, C, H, W]`
   (the output in the same layout; why a chain would: README, "The knobs").
 
+  4:2:0 in: `apply` and `cost` also take a `knobs.YCbCr420` in whole 16x16 macroblocks, coded as
+  it lies (what RGB frames are coded as after their conversion and 2x2 averaging); `apply`
+  returns the decoded RGB in the layout `channel_axis` names.
+
   Example:
     >>> import jax.numpy as jnp, knobs
     >>> knob = knobs.roi_quality((36, 50))
@@ -324,7 +416,8 @@ def roi_quality(
     return _base.ladder_to_physical(ladder_values, setting)
 
   def _code(setting, frames, channel_axis):
-    h, w = _base.frame_size(frames, channel_axis)
+    h, w = (frames.luma.shape[-2:] if isinstance(frames, YCbCr420)
+            else _base.frame_size(frames, channel_axis))
     if (h, w) != (height, width):
       raise ValueError(f"roi_quality: built for {height}x{width} frames, got {h}x{w}; make a "
                        f"knob with roi_quality(({h}, {w}))")
@@ -347,14 +440,20 @@ def _check_ladder(mode: str, values: np.ndarray) -> None:
 def _codec_knob(name, setting_shape, code, values, to_physical, round_rule) -> _base.Knob:
   jitted = jax.jit(code, static_argnums=2)
 
-  def apply(setting, frames, *, channel_axis=-1):
+  def check(setting, frames, channel_axis):
     _base.check_setting(setting, name=name, shape=setting_shape)
-    _base.check_video(frames, channel_axis=channel_axis)
+    if isinstance(frames, YCbCr420):
+      _base._layout(channel_axis)  # the output's layout
+      check_ycbcr420(frames)
+    else:
+      _base.check_video(frames, channel_axis=channel_axis)
+
+  def apply(setting, frames, *, channel_axis=-1):
+    check(setting, frames, channel_axis)
     return jitted(setting, frames, channel_axis)[0]
 
   def cost(setting, frames, *, channel_axis=-1):
-    _base.check_setting(setting, name=name, shape=setting_shape)
-    _base.check_video(frames, channel_axis=channel_axis)
+    check(setting, frames, channel_axis)
     return jitted(setting, frames, channel_axis)[1] / 8.0
 
   return _base.Knob(

@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from knobs import _base
+from knobs import _base, _codec
 
 # Heights 180, 240, 360, 480, 540 and 720 of a 720p source: the common rungs of a streaming ladder.
 DEFAULT_SCALES = (0.25, 1.0 / 3.0, 0.5, 2.0 / 3.0, 0.75, 1.0)
@@ -158,6 +158,41 @@ def lowpass(frames: jax.Array, mask_h: jax.Array, mask_w: jax.Array, *,
   return jnp.moveaxis(out, -3, -1) if channel_axis == -1 else out
 
 
+def _fold(coefficients: jax.Array, n: int) -> jax.Array:
+  """`_dct`'s interleaved coefficients of `n` samples (`n` even, last axis) -> those of the
+  `n / 2` sums of sample pairs `(2m, 2m + 1)`, halved twice over (so `_idct` of the result at
+  `n / 2` gives the pairs' sums over 4; along both axes, `4 x` the 2x2 means).
+
+  Averaging samples 2m and 2m + 1 of the length-`n` DCT-II basis at frequency `k` gives the
+  length-`n / 2` basis at `k` scaled by `cos(pi k / 2n)`, and the frequency `n - k` folds onto
+  `k` with `-sin(pi k / 2n)`: so the pooled signal's coefficients are `D[k] = cos C[k] -
+  sin C[n - k]`, one elementwise step on `_dct`'s pairs, then put in the half length's
+  interleaved order (`D[j]` at `2j`, `D[m - j]` at `2j + 1`, `m = n / 2`)."""
+  pairs = coefficients.reshape(*coefficients.shape[:-1], -1, 2)  # C[k], C[n - k]
+  cos, sin = _twiddles(n, coefficients.dtype, coefficients.ndim)
+  folded = pairs[..., 0] * cos - pairs[..., 1] * sin             # D[k], k = 0 .. n / 2
+  m = n // 2
+  low = folded[..., :m // 2 + 1]
+  high = jnp.concatenate([jnp.zeros_like(folded[..., :1]),
+                          jnp.take(folded, m - np.arange(1, m // 2 + 1), axis=-1)], axis=-1)
+  return jnp.stack([low, high], axis=-1).reshape(*folded.shape[:-1], -1)
+
+
+def lowpass_pooled(planes: jax.Array, mask_h: jax.Array, mask_w: jax.Array) -> jax.Array:
+  """`lowpass` of planes `[..., H, W]` (`H` and `W` even), then each 2x2 block's mean:
+  `[..., H / 2, W / 2]`, through inverse transforms at half size each way (`_fold`), a quarter
+  of the full-size inverse's work. Exact (to float rounding): the test checks it against the
+  low-pass then pooled."""
+  h, w = planes.shape[-2:]
+  if h % 2 or w % 2:
+    raise ValueError(f"lowpass_pooled: the planes' size must be even, got {h}x{w}")
+  spectrum = _dct(jnp.swapaxes(_dct(planes), -1, -2))                     # [..., W', H']
+  gain = _gain(mask_h, mask_w)
+  spectrum = spectrum * gain.reshape((1,) * (spectrum.ndim - 2) + gain.shape)
+  spectrum = jnp.swapaxes(_fold(jnp.swapaxes(_fold(spectrum, h), -1, -2), w), -1, -2)
+  return 0.25 * _idct(jnp.swapaxes(_idct(spectrum, h // 2), -1, -2), w // 2)
+
+
 def resolution(
     *,
     scales: Sequence[float] = DEFAULT_SCALES,
@@ -176,6 +211,12 @@ def resolution(
 
   Channels first: `apply` and `cost` take `channel_axis=-3` for frames `[..., T, C, H, W]`
   (the output in the same layout; why a chain would: README, "The knobs").
+
+  4:2:0 out: `apply(..., ycbcr420=True)` returns the output as a `knobs.YCbCr420` (what a
+  scaler writing yuv420p holds, each plane clipped to 8-bit range instead of the RGB pixels),
+  for a `frame_rate` and a `quantization` that take it: its chroma is filtered and pooled in one
+  (`lowpass_pooled`), about half the work of filtering RGB (benchmarks/RESULTS.md). Equal to
+  `knobs.ycbcr420` of the RGB output wherever neither clips.
 
   Example:
     >>> import jax, jax.numpy as jnp, knobs
@@ -203,18 +244,36 @@ def resolution(
   def to_physical(setting):
     return _base.ladder_to_physical(values, setting)
 
-  @functools.partial(jax.jit, static_argnums=2)
-  def _apply(setting, frames, channel_axis):
+  def _scale_and_masks(setting, frames, channel_axis):
     scale = to_physical(_base.as_setting(setting, frames.dtype))
     h, w = _base.frame_size(frames, channel_axis)
-    out = lowpass(frames, lowpass_mask(h, scale, rolloff=rolloff),
-                  lowpass_mask(w, scale, rolloff=rolloff), channel_axis=channel_axis)
+    return scale, lowpass_mask(h, scale, rolloff=rolloff), lowpass_mask(w, scale, rolloff=rolloff)
+
+  def _untouched_at_full(scale, out, frames):
     # Full resolution is the untouched stream; its gradient still comes from the roll-off band,
     # so the ascent can leave s = 1 (where every setting starts).
     full = (scale >= 1.0).astype(frames.dtype)
-    out = out + jax.lax.stop_gradient(full * (frames - out))
+    return out + jax.lax.stop_gradient(full * (frames - out))
+
+  @functools.partial(jax.jit, static_argnums=2)
+  def _apply(setting, frames, channel_axis):
+    scale, mask_h, mask_w = _scale_and_masks(setting, frames, channel_axis)
+    out = lowpass(frames, mask_h, mask_w, channel_axis=channel_axis)
     # The ideal filter rings a little at hard edges; a real scaler writes 8-bit pixels.
-    return jnp.clip(out, 0.0, 1.0)
+    return jnp.clip(_untouched_at_full(scale, out, frames), 0.0, 1.0)
+
+  @functools.partial(jax.jit, static_argnums=2)
+  def _apply_ycbcr420(setting, frames, channel_axis):
+    scale, mask_h, mask_w = _scale_and_masks(setting, frames, channel_axis)
+    y, cb, cr = _codec.ycbcr_planes(frames, channel_axis)
+    y = y[..., None, :, :]
+    luma = _untouched_at_full(scale, lowpass(y, mask_h, mask_w, channel_axis=-3), y)
+    chroma = jnp.stack([cb, cr], axis=-3)
+    chroma = _untouched_at_full(scale, lowpass_pooled(chroma, mask_h, mask_w),
+                                _codec._pool2(chroma))
+    # What a scaler writing yuv420p keeps: each 8-bit plane clipped.
+    return _codec.YCbCr420(jnp.clip(luma, 0.0, 1.0),
+                           jnp.clip(chroma + _codec.CHROMA_CENTRE, 0.0, 1.0))
 
   @functools.partial(jax.jit, static_argnums=2)
   def _cost(setting, frames, channel_axis):
@@ -223,10 +282,17 @@ def resolution(
     count = int(np.prod(frames.shape[:-4], dtype=np.int64)) * t
     return count * (scale * h) * (scale * w)
 
-  def apply(setting, frames, *, channel_axis=-1):
+  def apply(setting, frames, *, channel_axis=-1, ycbcr420=False):
     _base.check_setting(setting, name="resolution")
-    _base.check_video(frames, channels=None, channel_axis=channel_axis)
-    return _apply(setting, frames, channel_axis)
+    if not ycbcr420:
+      _base.check_video(frames, channels=None, channel_axis=channel_axis)
+      return _apply(setting, frames, channel_axis)
+    _base.check_video(frames, channel_axis=channel_axis)
+    h, w = _base.frame_size(frames, channel_axis)
+    if h % 2 or w % 2:
+      raise ValueError(f"resolution: ycbcr420=True needs an even frame size (4:2:0 chroma), got "
+                       f"{h}x{w}")
+    return _apply_ycbcr420(setting, frames, channel_axis)
 
   def cost(setting, frames, *, channel_axis=-1):
     _base.check_setting(setting, name="resolution")

@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from knobs import _base
+from knobs import _base, _codec
 
 
 def _hold_matrix_soft(keep: jax.Array) -> jax.Array:
@@ -128,7 +128,8 @@ def frame_rate(
   (what an analytics server does when it reuses results). Forward: that hard decimation.
   Backward: each frame is treated as fresh with probability `f` (an exponential hold), so the
   gradient with respect to the setting says how much fresher frames would change the output.
-  Whole frames move, so channels first (`channel_axis=-3`, `[..., T, C, H, W]`) runs the same.
+  Whole frames move, so channels first (`channel_axis=-3`, `[..., T, C, H, W]`) runs the same,
+  and so does a `knobs.YCbCr420` (each plane held alike).
 
   Cost: frames sent per call (unit ``"frames"``), hard in value, `1 + f (T - 1)` in gradient.
 
@@ -165,8 +166,9 @@ def frame_rate(
     return jnp.clip(to_physical(_base.as_setting(setting, frames.dtype)) / source_fps, 0, 1)
 
   @jax.jit
-  def _apply(setting, frames):
-    return _held(_fraction(setting, frames), frames)
+  def _apply(setting, frames):  # an array, or each plane of a `YCbCr420`
+    fraction = _fraction(setting, jax.tree.leaves(frames)[0])
+    return jax.tree.map(lambda plane: _held(fraction, plane), frames)
 
   @jax.jit
   def _cost(setting, frames):
@@ -176,15 +178,20 @@ def frame_rate(
     soft = 1.0 + fraction * (num - 1)
     return _batch_size(frames) * _base.straight_through(soft, jnp.sum(sent))
 
-  def apply(setting, frames, *, channel_axis=-1):
+  def _check(setting, frames, channel_axis):
     _base.check_setting(setting, name="frame_rate")
+    if isinstance(frames, _codec.YCbCr420):
+      _codec.check_ycbcr420(frames, macroblocks=False)
+      return frames.luma
     _base.check_video(frames, channels=None, channel_axis=channel_axis)
+    return frames
+
+  def apply(setting, frames, *, channel_axis=-1):
+    _check(setting, frames, channel_axis)
     return _apply(setting, frames)
 
   def cost(setting, frames, *, channel_axis=-1):
-    _base.check_setting(setting, name="frame_rate")
-    _base.check_video(frames, channels=None, channel_axis=channel_axis)
-    return _cost(setting, frames)
+    return _cost(setting, _check(setting, frames, channel_axis))
 
   return _base.Knob(
       init=lambda: jnp.ones((), jnp.float32),

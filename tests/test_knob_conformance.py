@@ -248,9 +248,11 @@ def test_chain_applies_members_in_camera_order():
   np.testing.assert_allclose(knob.apply(setting, frames), expected, atol=1e-6)
 
 
-def _scipy_lowpass(frames: np.ndarray, scale: float, rolloff: float) -> np.ndarray:
+def scipy_lowpass(frames: np.ndarray, scale: float, rolloff: float, *,
+                  clip: bool = True) -> np.ndarray:
   """The resolution knob's filter from its definition: DCT-II (SciPy, ortho) along height and
-  width, the raised-cosine gain, the inverse DCT; 8-bit range clipping as the knob does."""
+  width (`[..., H, W, C]`), the raised-cosine gain, the inverse DCT; 8-bit range clipping as the
+  knob does, unless not `clip`."""
   import scipy.fft
 
   out = frames.astype(np.float64)
@@ -261,7 +263,7 @@ def _scipy_lowpass(frames: np.ndarray, scale: float, rolloff: float) -> np.ndarr
     gain = (0.5 + 0.5 * np.cos(np.pi * position)).reshape([-1] + [1] * (-axis - 1))
     out = scipy.fft.idct(gain * scipy.fft.dct(out, axis=axis, norm="ortho"), axis=axis,
                          norm="ortho")
-  return np.clip(out, 0.0, 1.0)
+  return np.clip(out, 0.0, 1.0) if clip else out
 
 
 @pytest.mark.parametrize("shape", [(2, 37, 53, 3), (2, 1, 9, 16, 1)])
@@ -272,7 +274,7 @@ def test_resolution_is_the_dct_low_pass_of_a_scipy_reference(shape, setting):
   scale = float(knob.to_physical(jnp.float32(setting)))
   assert scale < 1.0
   np.testing.assert_allclose(knob.apply(jnp.float32(setting), jnp.asarray(frames)),
-                             _scipy_lowpass(frames, scale, 0.15), atol=2e-6)
+                             scipy_lowpass(frames, scale, 0.15), atol=2e-6)
 
 
 @pytest.mark.parametrize("n", [1, 2, 7, 8, 9, 16])

@@ -1,6 +1,7 @@
 """OneAdapt's AccGrad as deployed: DNNGrad on the frames the server decoded, from the forward pass
 its inference already ran, pulled back through the knob chain on the camera."""
 
+import dataclasses
 import functools
 
 import jax
@@ -188,6 +189,12 @@ def _odd_sized():
 
 
 @functools.cache
+def _in_planes(workload):
+  """The workload with its encoding chain passing 4:2:0 planes (`knob_chain`)."""
+  return dataclasses.replace(workload, ycbcr420=True)
+
+
+@functools.cache
 def _one_pass_and_apart(workload):
   """Jitted once per workload (the levels reuse them): `shown`; `shown_and_cost` and its
   pullback of a direction; the chain on every frame, sliced, its bytes, and their pullback."""
@@ -208,8 +215,9 @@ def _one_pass_and_apart(workload):
 def test_shown_and_cost_is_shown_and_the_chains_bytes_in_one_pass(carphone, level):
   """The video workload codes the picked frames alone for `shown` and `shown_and_cost`: equal
   to the chain's output on every frame, sliced, and to its bytes, in value and in both
-  pullbacks, at the bounds and mid-ladder, on carphone and on an odd frame size."""
-  for workload in (carphone[0], _odd_sized()):
+  pullbacks, at the bounds and mid-ladder, on carphone (RGB and 4:2:0 planes between the knobs)
+  and on an odd frame size."""
+  for workload in (carphone[0], _odd_sized(), _in_planes(carphone[0])):
     raw = workload.raw(0)
     setting = {name: jnp.float32(level) for name in workload.knob.values}
     shown_alone, joint, apart = _one_pass_and_apart(workload)

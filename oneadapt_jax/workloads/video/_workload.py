@@ -41,9 +41,74 @@ ROI_QPS = (42.0, 36.0, 30.0, 24.0)
 CHAINS = ("encoding", "frame_filter", "roi")
 
 
-def knob_chain(source_fps: float = data.ANALYSIS_FPS) -> knobs.Knob:
-  """resolution -> frame_rate -> quantization; the quantization member counts the bytes."""
-  return knobs.chain(**_chain_members(source_fps))
+def knob_chain(source_fps: float = data.ANALYSIS_FPS, *, ycbcr420: bool = False) -> knobs.Knob:
+  """resolution -> frame_rate -> quantization; the quantization member counts the bytes.
+
+  `ycbcr420`: where the frames come in whole 16x16 macroblocks, the members pass 4:2:0 planes
+  (`knobs.YCbCr420`): the resolution filters the chroma at the size the quantization codes it,
+  about half the work of filtering RGB, and clips each 8-bit plane as a scaler writing yuv420p
+  does, where `knobs.chain` of the same members (the default) clips RGB. The two differ only
+  where the filter's ringing clips, but on vtest that moved the controller's choices
+  (benchmarks/RESULTS.md, "The chroma fold"), so it is not the default. Other sizes run
+  `knobs.chain`."""
+  members = _chain_members(source_fps)
+  return _fused_chain(members) if ycbcr420 else knobs.chain(**members)
+
+
+def _fused_chain(members: dict[str, knobs.Knob]) -> knobs.Knob:
+  plain = knobs.chain(**members)
+
+  def check(setting):
+    if not isinstance(setting, dict) or set(setting) != set(members):
+      got = sorted(setting) if isinstance(setting, dict) else type(setting).__name__
+      raise ValueError(f"chain: setting must be a dict with keys {sorted(members)}, got {got}")
+
+  def apply(setting, frames):
+    check(setting)
+    return _encoded(members, setting, frames, channel_axis=-1, ycbcr420=True)[0]
+
+  def cost(setting, frames):
+    check(setting)
+    held = _encoded(members, setting, frames, channel_axis=-1, ycbcr420=True)[1]
+    return _encoded_cost(members, setting, frames, held, channel_axis=-1)
+
+  return plain._replace(apply=apply, cost=cost)
+
+
+def _in_planes(frames, channel_axis: int) -> bool:
+  """Whether the encoding chain passes `knobs.YCbCr420` planes for these frames."""
+  if getattr(frames, "ndim", 0) < 4:
+    return False  # the resolution knob names the problem
+  h, w = frames.shape[-3:-1] if channel_axis == -1 else frames.shape[-2:]
+  return h % codec.MACROBLOCK == 0 and w % codec.MACROBLOCK == 0
+
+
+def _encoded(members, setting, frames, *, channel_axis, picked=None, out_axis=None,
+             ycbcr420=False):
+  """The encoding chain on RGB `frames`: the quantization's output on the `picked` frames (all
+  by default) in the layout of `out_axis` (that of `frames` by default), and every frame after
+  the frame rate (what the bytes count; a `knobs.YCbCr420` where the chain passes planes:
+  `ycbcr420` and frames in whole macroblocks)."""
+  out_axis = channel_axis if out_axis is None else out_axis
+  planes = ycbcr420 and _in_planes(frames, channel_axis)
+  held = members["frame_rate"].apply(
+      setting["frame_rate"],
+      members["resolution"].apply(setting["resolution"], frames, channel_axis=channel_axis,
+                                  **({"ycbcr420": True} if planes else {})),
+      channel_axis=channel_axis)
+  some = held if picked is None else jax.tree.map(lambda x: x[..., picked, :, :, :], held)
+  if planes:  # the decoder's RGB comes out in any layout
+    return members["qp"].apply(setting["qp"], some, channel_axis=out_axis), held
+  shown = members["qp"].apply(setting["qp"], some, channel_axis=channel_axis)
+  return jnp.moveaxis(shown, channel_axis, out_axis), held
+
+
+def _encoded_cost(members, setting, frames, held, *, channel_axis):
+  """The chain's cost, each member's on the data as it reaches it (`knobs.chain`'s rule; the
+  frame rate counts frames, the same before and after it)."""
+  return (members["resolution"].cost(setting["resolution"], frames, channel_axis=channel_axis)
+          + members["frame_rate"].cost(setting["frame_rate"], held, channel_axis=channel_axis)
+          + members["qp"].cost(setting["qp"], held, channel_axis=channel_axis))
 
 
 def _chain_members(source_fps: float) -> dict[str, knobs.Knob]:
@@ -82,6 +147,8 @@ class VideoWorkload(WorkloadBase):
       sender), `"frame_filter"` (the frame filter alone, at the best encoding: what OneAdapt
       drives when it is compared with Reducto) or `"roi"` (a QP per macroblock at full
       resolution and frame rate; DDS's `requery_qp` an extra knob of the sender).
+    ycbcr420: the encoding chain passes 4:2:0 planes between its knobs (`knob_chain`): about
+      1.6 times faster a camera step at 720p, but its clip is not the default chain's.
   """
 
   kind = "video"
@@ -95,6 +162,7 @@ class VideoWorkload(WorkloadBase):
   qp_stride: int = 3
   warmup_segments: int = 0
   chain: str = "encoding"
+  ycbcr420: bool = False
   references: list = dataclasses.field(default_factory=list, repr=False)
 
   def __post_init__(self):
@@ -107,7 +175,8 @@ class VideoWorkload(WorkloadBase):
     self.source_fps = float(self.segments[0].fps)
     if self.chain == "encoding":
       self._members = _chain_members(self.source_fps)
-      self.knob = knobs.chain(**self._members)
+      self.knob = (_fused_chain(self._members) if self.ycbcr420
+                   else knobs.chain(**self._members))
       self.extra_knobs = {"frame_filter": knobs.frame_filter()}
     elif self.chain == "frame_filter":
       self.knob, self.extra_knobs = knobs.chain(frame_filter=knobs.frame_filter()), {}
@@ -176,26 +245,21 @@ class VideoWorkload(WorkloadBase):
     return shown, self._members["qp"].cost(setting["qp"], held, channel_axis=-3)
 
   def _shown_and_held(self, setting, raw, frames):
-    """The encoding chain's output on `frames`, and every frame after the frame rate, the
-    latter channels first (`[T, 3, H, W]`).
+    """The encoding chain's output on `frames` (channels last), and every frame after the frame
+    rate (channels first, or a `knobs.YCbCr420`: `knob_chain`).
 
     The chain runs channels first from the raw frames to the quantization's output: the
     resolution filter works on colour planes and the quantization codes them, and each
     transposition of the channel axis between them (forward, and again backward) was a pass
     over the segment that XLA's CPU backend runs slowly (about 5% of the camera's step at
-    720p, benchmarks/RESULTS.md). Only the picked frames go back to channels last."""
-    members = self._members
+    720p, benchmarks/RESULTS.md). Only the picked frames come out channels last."""
     # The planes once, in memory: left to XLA, the transposition fused into each of its readers,
     # and the resolution's backward pass (its clip, at the raw frames at scale 1) read the
     # segment across the channel axis, slowly (107 of its ms at 720p in a trace; the camera's
     # step 3% faster with the barrier, the same bits; benchmarks/RESULTS.md).
     planes = jax.lax.optimization_barrier(jnp.moveaxis(raw, -1, -3))
-    held = members["frame_rate"].apply(
-        setting["frame_rate"],
-        members["resolution"].apply(setting["resolution"], planes, channel_axis=-3),
-        channel_axis=-3)
-    shown = members["qp"].apply(setting["qp"], held[..., frames, :, :, :], channel_axis=-3)
-    return jnp.moveaxis(shown, -3, -1), held
+    return _encoded(self._members, setting, planes, channel_axis=-3, picked=frames,
+                    out_axis=-1, ycbcr420=self.ycbcr420)
 
   def grid(self) -> list[Config]:
     """Every resolution, every `qp_stride`-th QP (the best included) and the two top frame
@@ -343,7 +407,7 @@ def build(*, task: str = "detection", source: str = "carphone", proxy: str | Non
           max_segments: int | None = None, segment_seconds: float = 1.0,
           preset: str = "veryfast", model: str | None = None,
           qp_stride: int = 3, warmup: int = 0, chain: str = "encoding",
-          first_segment: int = 0) -> VideoWorkload:
+          first_segment: int = 0, ycbcr420: bool = False) -> VideoWorkload:
   """A video workload. `source`: a bundled clip's name (`oneadapt_jax.data.CLIPS`), `tfds:NAME`
   for the same clip read through the tensorflow-datasets builder (`oneadapt_jax.tfds_video`), or
   the path of a video file. `proxy`: another proxy of the task to ascend (e.g. `"expected_f1"`
@@ -352,7 +416,8 @@ def build(*, task: str = "detection", source: str = "carphone", proxy: str | Non
   (every `qp_stride`-th of the 16 QPs, the best included). `warmup`: segments at the start
   that no method is scored on. `chain`: `"encoding"` or `"frame_filter"` (`VideoWorkload`).
   `first_segment`: the clip's segments before it are skipped (a later part of the clip, e.g.
-  one held out from what a proxy was tuned on); `max_segments` counts from it."""
+  one held out from what a proxy was tuned on); `max_segments` counts from it. `ycbcr420`: the
+  encoding chain passes 4:2:0 planes (`VideoWorkload`)."""
   model = model or default_model(task, source)
   _check(task, proxy, model)  # before any clip is decoded or model loaded
   if isinstance(first_segment, bool) or not isinstance(first_segment, int) or first_segment < 0:
@@ -378,4 +443,4 @@ def build(*, task: str = "detection", source: str = "carphone", proxy: str | Non
   spec = task_spec(task, model)
   return VideoWorkload(task, source, segments, models.load(spec.model), proxy, preset,
                        qp_stride=qp_stride, model_name=spec.model, warmup_segments=warmup,
-                       chain=chain)
+                       chain=chain, ycbcr420=ycbcr420)
