@@ -28,7 +28,7 @@ from _common import machine  # benchmarks/ runs as a script folder
 BENCHMARKS = {
     "accgrad_cost": ([], ["--repeats", "1"]),
     "server_overhead": ([], ["--repeats", "1", "--clips", "carphone"]),
-    "throughput": ([], ["--repeats", "1", "--sizes", "carphone", "--lengths", "5"]),
+    "throughput": (["--ycbcr420"], ["--repeats", "1", "--sizes", "carphone", "--lengths", "5"]),
     "pedestrian_tiling": ([], ["--every", "40", "--grids", "1x1", "--repeats", "1"]),
     "gradient_scale": ([], ["--clip", "carphone", "--max-segments", "2"]),
     "memory": ([], ["--clip", "carphone", "--lengths", "2"]),

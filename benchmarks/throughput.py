@@ -20,14 +20,17 @@ and the ratio reported is the median of the repeats' ratios (each one's is in th
 in blocks, one after the other, a drift of the machine's speed between them went into the ratio.
 
     python benchmarks/throughput.py [--repeats 5] [--lengths 10] [--out DIR] [--stages]
-                                    [--fft-threads] [--trace DIR] [--compare REV [--rounds 3]]
+                                    [--ycbcr420] [--fft-threads] [--trace DIR]
+                                    [--compare REV [--rounds 3]]
 
 Prints a table with the machine and writes `throughput.json`. `--stages` adds where the camera's
 time goes: each stage of the chain jitted alone, forward and forward-and-backward (`vjp` pulled
 back once), on what it sees in the chain (`stages.json`). `--fft-threads` times XLA's FFT on
 the segment's planes alone and right after an elementwise operation, with the process's CPU
 time over wall time (`fft_threads.json`): on jaxlib 0.10.1 the second runs on one core.
-`--trace DIR` writes a `jax.profiler` trace of one camera step per size (open it in Perfetto or
+`--ycbcr420` adds, after each size's row, one with the chain passing 4:2:0 planes between its
+knobs (`VideoWorkload.ycbcr420`: the chroma filtered at the size it is coded; not the default,
+its clip moves the controller's choices on vtest). `--trace DIR` writes a `jax.profiler` trace of one camera step per size (open it in Perfetto or
 TensorBoard's profile plugin): its fused XLA ops name the JAX operations they came from.
 
 `--compare REV` weighs a change against the code at git revision `REV` on this machine's drift
@@ -40,6 +43,7 @@ each round's step / inference of both sides and their medians, and writes `compa
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import pathlib
@@ -59,12 +63,13 @@ from tqdm.auto import tqdm
 from oneadapt_jax import data
 from oneadapt_jax.core import Controller
 from oneadapt_jax.workloads.video import VideoWorkload, build
+from oneadapt_jax.workloads.video._workload import _in_planes
 
 SIZES = {"carphone": ("carphone", None), "bikes": ("bikes", None),
          "720p": ("bigbuckbunny", None), "1080p": ("bigbuckbunny", (1920, 1080))}
 
 
-def _workload(name: str, length: int) -> VideoWorkload:
+def _workload(name: str, length: int, ycbcr420: bool = False) -> VideoWorkload:
   clip, size = SIZES[name]
   workload = build(task="detection", source=clip, max_segments=2)
   frames = np.concatenate([s.frames for s in workload.segments])[:length]
@@ -72,7 +77,7 @@ def _workload(name: str, length: int) -> VideoWorkload:
     frames = np.stack([np.asarray(Image.fromarray(f).resize(size, Image.LANCZOS))
                        for f in frames])
   segment = data.Segment(frames, clip, 0, workload.source_fps)
-  return VideoWorkload("detection", clip, [segment], workload.model)
+  return VideoWorkload("detection", clip, [segment], workload.model, ycbcr420=ycbcr420)
 
 
 def measure(workload: VideoWorkload, repeats: int, trace: pathlib.Path | None = None) -> dict:
@@ -122,11 +127,17 @@ def stages(workload: VideoWorkload, repeats: int) -> list[dict]:
   raw = workload.raw(0)
   setting, _ = bound.init(0.5)
   members = workload._members  # the chain's knobs by name
+  # As the workload's chain runs them: 4:2:0 planes between the stages where the frames come
+  # in whole macroblocks (`knob_chain`), RGB otherwise.
+  planes = workload.ycbcr420 and _in_planes(raw, -1)
+  resolution = functools.partial(members["resolution"].apply,
+                                 **({"ycbcr420": True} if planes else {}))
   held = members["frame_rate"].apply(setting["frame_rate"],
-                                     members["resolution"].apply(setting["resolution"], raw))
-  picked = held[..., bound.picked, :, :, :]
-  cases = [("resolution", "resolution", members["resolution"].apply, raw),
-           ("frame rate", "frame_rate", members["frame_rate"].apply, raw),
+                                     resolution(setting["resolution"], raw))
+  picked = jax.tree.map(lambda x: x[..., bound.picked, :, :, :], held)
+  cases = [("resolution" + (", to 4:2:0 planes" if planes else ""), "resolution", resolution,
+            raw),
+           ("frame rate", "frame_rate", members["frame_rate"].apply, held),
            ("quantization, picked frame", "qp", members["qp"].apply, picked),
            ("quantization's bytes, every frame", "qp", members["qp"].cost, held)]
   rows = []
@@ -136,11 +147,11 @@ def stages(workload: VideoWorkload, repeats: int) -> list[dict]:
 
     def pulled(s, frames, fn=fn):
       out, pullback = jax.vjp(lambda s: fn(s, frames), s)
-      return pullback(jnp.ones_like(out))
+      return pullback(jax.tree.map(jnp.ones_like, out))
 
     backward = jax.jit(pulled)
     with jax.numpy_dtype_promotion("standard"):
-      rows.append({"stage": name, "frames": int(frames.shape[0]),
+      rows.append({"stage": name, "frames": int(jax.tree.leaves(frames)[0].shape[0]),
                    "forward_s": median_time(lambda: forward(s, frames), repeats),
                    "vjp_s": median_time(lambda: backward(s, frames), repeats)})
   return rows
@@ -194,6 +205,9 @@ def main(argv=None) -> list[dict]:
                            "elementwise operation, with the CPU time over wall time")
   parser.add_argument("--trace", type=pathlib.Path, default=None,
                       help="write a jax.profiler trace of one camera step per size under DIR/SIZE")
+  parser.add_argument("--ycbcr420", action="store_true",
+                      help="also time each size with the chain passing 4:2:0 planes between its "
+                           "knobs (VideoWorkload.ycbcr420), right after the default chain")
   parser.add_argument("--compare", metavar="REV", default=None,
                       help="time this tree against git revision REV, in alternate processes")
   parser.add_argument("--rounds", type=int, default=3, help="rounds of --compare (default 3)")
@@ -205,17 +219,22 @@ def main(argv=None) -> list[dict]:
     for length in args.lengths:
       workload = _workload(name, length)
       trace = None if args.trace is None else args.trace / f"{name}-{length}"
-      rows.append({"clip": name, **measure(workload, args.repeats, trace)})
+      rows.append({"clip": name, "chain": "rgb", **measure(workload, args.repeats, trace)})
       if args.stages and length == max(args.lengths):
         by_size[name] = stages(workload, args.repeats)
+      if args.ycbcr420:
+        workload = _workload(name, length, ycbcr420=True)
+        rows.append({"clip": name, "chain": "4:2:0", **measure(workload, args.repeats)})
+        if args.stages and length == max(args.lengths):
+          by_size[f"{name} 4:2:0"] = stages(workload, args.repeats)
       if args.fft_threads and length == max(args.lengths):
         ffts[name] = fft_threads(workload, args.repeats)
   print(f"throughput of the controller's step (decoded AccGrad, BlazeFace); {machine()}")
-  print(f"{'clip':<10}{'size':>10}{'frames':>7}{'infer s':>9}{'server s':>9}{'camera s':>9}"
-        f"{'step/infer':>11}{'apart/infer':>12}  step/infer by repeat")
+  print(f"{'clip':<10}{'size':>10}{'chain':>6}{'frames':>7}{'infer s':>9}{'server s':>9}"
+        f"{'camera s':>9}{'step/infer':>11}{'apart/infer':>12}  step/infer by repeat")
   for r in rows:
     size = "x".join(map(str, r["size"][::-1]))
-    print(f"{r['clip']:<10}{size:>10}{r['frames']:>7}{r['inference_s']:>9.3f}"
+    print(f"{r['clip']:<10}{size:>10}{r['chain']:>6}{r['frames']:>7}{r['inference_s']:>9.3f}"
           f"{r['server_backward_s']:>9.3f}{r['camera_step_s']:>9.3f}"
           f"{r['step_over_inference']:>11.2f}{r['camera_apart_over_inference']:>12.2f}  "
           + " ".join(f"{x:.2f}" for x in r["step_over_inference_each"]))
@@ -243,10 +262,10 @@ def _per_size_table(path: pathlib.Path, title: str, header: str, by_size: dict, 
   """Prints rows kept per size (`line` formats one) under `title` and the machine, and writes
   them to `path` as JSON."""
   print(f"{title}; {machine()}")
-  print(f"{'clip':<10}{header}")
+  print(f"{'clip':<16}{header}")
   for name, rows in by_size.items():
     for r in rows:
-      print(f"{name:<10}{line(r)}")
+      print(f"{name:<16}{line(r)}")
   path.write_text(json.dumps({"machine": machine(), "repeats": repeats, "sizes": by_size},
                              indent=2))
 
@@ -261,9 +280,9 @@ def compare(args) -> list[dict]:
   tree, `args.rounds` times; each side's step / inference per round and the medians."""
   if args.rounds < 1:
     raise SystemExit(f"--rounds must be at least 1, got {args.rounds}")
-  if args.stages or args.fft_threads or args.trace is not None:
-    raise SystemExit("--compare times the step alone; run --stages, --fft-threads or --trace "
-                     "without it")
+  if args.stages or args.fft_threads or args.ycbcr420 or args.trace is not None:
+    raise SystemExit("--compare times the step alone; run --stages, --fft-threads, --ycbcr420 "
+                     "or --trace without it")
   root = pathlib.Path(__file__).resolve().parent.parent
   with tempfile.TemporaryDirectory(prefix="throughput-compare-") as tmp:
     tree = pathlib.Path(tmp) / "tree"

@@ -27,8 +27,9 @@ def test_throughput_runs_and_writes_json(tmp_path):
   import throughput
 
   rows = throughput.main(["--repeats", "2", "--sizes", "carphone", "--lengths", "5",
-                          "--out", str(tmp_path), "--stages", "--fft-threads"])
-  assert len(rows) == 1 and rows[0]["frames"] == 5 and rows[0]["size"] == [144, 176]
+                          "--out", str(tmp_path), "--stages", "--fft-threads", "--ycbcr420"])
+  assert [r["chain"] for r in rows] == ["rgb", "4:2:0"]
+  assert all(r["frames"] == 5 and r["size"] == [144, 176] for r in rows)
   # the ratio is the median of each repeat's own, its step and inference timed side by side
   each = rows[0]["step_over_inference_each"]
   assert len(each) == 2 and rows[0]["step_over_inference"] == pytest.approx(sum(each) / 2)
@@ -36,10 +37,12 @@ def test_throughput_runs_and_writes_json(tmp_path):
   assert rows[0]["step_s"] == pytest.approx(rows[0]["server_backward_s"]
                                             + rows[0]["camera_step_s"])
   assert json.loads((tmp_path / "throughput.json").read_text())["rows"] == rows
-  stages = json.loads((tmp_path / "stages.json").read_text())["sizes"]["carphone"]
-  assert [r["stage"] for r in stages][:2] == ["resolution", "frame rate"]
-  assert all(r["vjp_s"] > 0 and r["forward_s"] > 0 for r in stages)
-  assert [r["frames"] for r in stages] == [5, 5, 1, 5]
+  by_size = json.loads((tmp_path / "stages.json").read_text())["sizes"]
+  for name, first in (("carphone", "resolution"), ("carphone 4:2:0",
+                                                   "resolution, to 4:2:0 planes")):
+    assert [r["stage"] for r in by_size[name]][:2] == [first, "frame rate"]
+    assert all(r["vjp_s"] > 0 and r["forward_s"] > 0 for r in by_size[name])
+    assert [r["frames"] for r in by_size[name]] == [5, 5, 1, 5]
   ffts = json.loads((tmp_path / "fft_threads.json").read_text())["sizes"]["carphone"]
   assert [r["case"] for r in ffts] == ["rfft alone", "rfft after x * 2", "irfft alone",
                                        "irfft after z * 2"]
@@ -65,8 +68,8 @@ def test_throughput_compares_two_revisions_in_alternate_processes(tmp_path):
   assert json.loads((tmp_path / "compare.json").read_text())["runs"] == runs
   with pytest.raises(SystemExit, match="no worktree at 'no-such-revision'"):
     throughput.main(["--compare", "no-such-revision", "--out", str(tmp_path)])
-  for alone in ("--stages", "--fft-threads"):
-    with pytest.raises(SystemExit, match="--fft-threads or --trace without it"):
+  for alone in ("--stages", "--fft-threads", "--ycbcr420"):
+    with pytest.raises(SystemExit, match="--ycbcr420 or --trace without it"):
       throughput.main(["--compare", "HEAD", alone, "--out", str(tmp_path)])
 
 
