@@ -159,9 +159,9 @@ def lowpass(frames: jax.Array, mask_h: jax.Array, mask_w: jax.Array, *,
 
 
 def _fold(coefficients: jax.Array, n: int) -> jax.Array:
-  """`_dct`'s interleaved coefficients of `n` samples (`n` even, last axis) -> those of the
-  `n / 2` sums of sample pairs `(2m, 2m + 1)`, halved twice over (so `_idct` of the result at
-  `n / 2` gives the pairs' sums over 4; along both axes, `4 x` the 2x2 means).
+  """`_dct`'s interleaved coefficients of `n` samples (`n` even, last axis) -> coefficients
+  whose `_idct` at `n / 2` is the sums of the sample pairs `(2m, 2m + 1)` (twice their means;
+  along both axes, 4 times the 2x2 means).
 
   Averaging samples 2m and 2m + 1 of the length-`n` DCT-II basis at frequency `k` gives the
   length-`n / 2` basis at `k` scaled by `cos(pi k / 2n)`, and the frequency `n - k` folds onto
@@ -215,8 +215,9 @@ def resolution(
   4:2:0 out: `apply(..., ycbcr420=True)` returns the output as a `knobs.YCbCr420` (what a
   scaler writing yuv420p holds, each plane clipped to 8-bit range instead of the RGB pixels),
   for a `frame_rate` and a `quantization` that take it: its chroma is filtered and pooled in one
-  (`lowpass_pooled`), about half the work of filtering RGB (benchmarks/RESULTS.md). Equal to
-  `knobs.ycbcr420` of the RGB output wherever neither clips.
+  (`lowpass_pooled`), about three quarters of the time of filtering RGB at 720p, value and
+  `vjp` (benchmarks/RESULTS.md). Equal to `knobs.ycbcr420` of the RGB output wherever neither
+  clips.
 
   Example:
     >>> import jax, jax.numpy as jnp, knobs

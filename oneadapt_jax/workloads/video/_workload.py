@@ -45,9 +45,9 @@ def knob_chain(source_fps: float = data.ANALYSIS_FPS, *, ycbcr420: bool = False)
   """resolution -> frame_rate -> quantization; the quantization member counts the bytes.
 
   `ycbcr420`: where the frames come in whole 16x16 macroblocks, the members pass 4:2:0 planes
-  (`knobs.YCbCr420`): the resolution filters the chroma at the size the quantization codes it,
-  about half the work of filtering RGB, and clips each 8-bit plane as a scaler writing yuv420p
-  does, where `knobs.chain` of the same members (the default) clips RGB. The two differ only
+  (`knobs.YCbCr420`): the resolution filters the chroma at the size the quantization codes it
+  (at 720p the camera's step a fifth shorter, step / inference 2.1 to 1.6 on 2 CPU cores), and
+  clips each 8-bit plane as a scaler writing yuv420p does, where `knobs.chain` of the same members (the default) clips RGB. The two differ only
   where the filter's ringing clips, but on vtest that moved the controller's choices
   (benchmarks/RESULTS.md, "The chroma fold"), so it is not the default. Other sizes run
   `knobs.chain`."""
@@ -147,8 +147,8 @@ class VideoWorkload(WorkloadBase):
       sender), `"frame_filter"` (the frame filter alone, at the best encoding: what OneAdapt
       drives when it is compared with Reducto) or `"roi"` (a QP per macroblock at full
       resolution and frame rate; DDS's `requery_qp` an extra knob of the sender).
-    ycbcr420: the encoding chain passes 4:2:0 planes between its knobs (`knob_chain`): about
-      1.6 times faster a camera step at 720p, but its clip is not the default chain's.
+    ycbcr420: the encoding chain passes 4:2:0 planes between its knobs (`knob_chain`): the
+      camera's step a fifth shorter at 720p, but its clip is not the default chain's.
   """
 
   kind = "video"
