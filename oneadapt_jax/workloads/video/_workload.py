@@ -47,10 +47,10 @@ def knob_chain(source_fps: float = data.ANALYSIS_FPS, *, ycbcr420: bool = False)
   `ycbcr420`: where the frames come in whole 16x16 macroblocks, the members pass 4:2:0 planes
   (`knobs.YCbCr420`): the resolution filters the chroma at the size the quantization codes it
   (at 720p the camera's step a fifth shorter, step / inference 2.1 to 1.6 on 2 CPU cores), and
-  clips each 8-bit plane as a scaler writing yuv420p does, where `knobs.chain` of the same members (the default) clips RGB. The two differ only
-  where the filter's ringing clips, but on vtest that moved the controller's choices
-  (benchmarks/RESULTS.md, "The chroma fold"), so it is not the default. Other sizes run
-  `knobs.chain`."""
+  clips each 8-bit plane as a scaler writing yuv420p does, where `knobs.chain` of the same
+  members (the default) clips RGB. The two differ only where the filter's ringing clips, but on
+  vtest that moved the controller's choices (benchmarks/RESULTS.md, "the chroma fold, built,
+  opt-in"), so it is not the default. Other sizes run `knobs.chain`."""
   members = _chain_members(source_fps)
   return _fused_chain(members) if ycbcr420 else knobs.chain(**members)
 
