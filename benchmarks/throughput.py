@@ -31,8 +31,9 @@ time over wall time (`fft_threads.json`): on jaxlib 0.10.1 the second runs on on
 `--ycbcr420` adds, after each size's row, one with the chain passing 4:2:0 planes between its
 knobs (`VideoWorkload.ycbcr420`: the chroma filtered at the size it is coded; not the default,
 its clip moves the controller's choices on vtest), where the frames are whole 16x16 macroblocks
-(not 1080p: elsewhere that chain runs RGB). `--trace DIR` writes a `jax.profiler` trace of one camera step per size (open it in Perfetto or
-TensorBoard's profile plugin): its fused XLA ops name the JAX operations they came from.
+(not 1080p: elsewhere that chain runs RGB). `--trace DIR` writes a `jax.profiler` trace of one
+camera step per size (open it in Perfetto or TensorBoard's profile plugin): its fused XLA ops
+name the JAX operations they came from.
 
 `--compare REV` weighs a change against the code at git revision `REV` on this machine's drift
 (its speed moves 20% and more within an hour): a fresh process of this script for each side, in
