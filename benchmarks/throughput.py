@@ -45,7 +45,7 @@ each round's step / inference of both sides and their medians, and writes `compa
 from __future__ import annotations
 
 import argparse
-import functools
+import dataclasses
 import json
 import os
 import pathlib
@@ -62,16 +62,16 @@ from _common import interleaved_times, machine, median_time  # benchmarks/: a sc
 from PIL import Image
 from tqdm.auto import tqdm
 
+import knobs
 from oneadapt_jax import data
 from oneadapt_jax.core import Controller
 from oneadapt_jax.workloads.video import VideoWorkload, build
-from oneadapt_jax.workloads.video._workload import _in_planes
 
 SIZES = {"carphone": ("carphone", None), "bikes": ("bikes", None),
          "720p": ("bigbuckbunny", None), "1080p": ("bigbuckbunny", (1920, 1080))}
 
 
-def _workload(name: str, length: int, ycbcr420: bool = False) -> VideoWorkload:
+def _workload(name: str, length: int) -> VideoWorkload:
   clip, size = SIZES[name]
   workload = build(task="detection", source=clip, max_segments=2)
   frames = np.concatenate([s.frames for s in workload.segments])[:length]
@@ -79,7 +79,7 @@ def _workload(name: str, length: int, ycbcr420: bool = False) -> VideoWorkload:
     frames = np.stack([np.asarray(Image.fromarray(f).resize(size, Image.LANCZOS))
                        for f in frames])
   segment = data.Segment(frames, clip, 0, workload.source_fps)
-  return VideoWorkload("detection", clip, [segment], workload.model, ycbcr420=ycbcr420)
+  return VideoWorkload("detection", clip, [segment], workload.model)
 
 
 def measure(workload: VideoWorkload, repeats: int, trace: pathlib.Path | None = None) -> dict:
@@ -128,14 +128,11 @@ def stages(workload: VideoWorkload, repeats: int) -> list[dict]:
   bound = Controller().bind(workload)
   raw = workload.raw(0)
   setting, _ = bound.init(0.5)
-  members = workload._members  # the chain's knobs by name
-  # As the workload's chain runs them: 4:2:0 planes between the stages where the frames come
-  # in whole macroblocks (`knob_chain`), RGB otherwise.
-  planes = workload.ycbcr420 and _in_planes(raw, -1)
-  resolution = functools.partial(members["resolution"].apply,
-                                 **({"ycbcr420": True} if planes else {}))
+  members = workload._members  # the chain's knobs by name, as the workload runs them
+  resolution = members["resolution"].apply
   held = members["frame_rate"].apply(setting["frame_rate"],
                                      resolution(setting["resolution"], raw))
+  planes = isinstance(held, knobs.YCbCr420)
   picked = jax.tree.map(lambda x: x[..., bound.picked, :, :, :], held)
   cases = [("resolution" + (", to 4:2:0 planes" if planes else ""), "resolution", resolution,
             raw),
@@ -157,6 +154,13 @@ def stages(workload: VideoWorkload, repeats: int) -> list[dict]:
                    "forward_s": median_time(lambda: forward(s, frames), repeats),
                    "vjp_s": median_time(lambda: backward(s, frames), repeats)})
   return rows
+
+
+def _passes_planes(workload: VideoWorkload) -> bool:
+  """Whether the workload's chain hands 4:2:0 planes between its knobs (`knob_chain`: asked
+  for, and frames in whole macroblocks)."""
+  out = jax.eval_shape(workload._members["resolution"].apply, jnp.float32(1.0), workload.raw(0))
+  return isinstance(out, knobs.YCbCr420)
 
 
 def fft_threads(workload: VideoWorkload, repeats: int) -> list[dict]:
@@ -224,13 +228,14 @@ def main(argv=None) -> list[dict]:
       rows.append({"clip": name, "chain": "rgb", **measure(workload, args.repeats, trace)})
       if args.stages and length == max(args.lengths):
         by_size[name] = stages(workload, args.repeats)
-      if args.ycbcr420 and not _in_planes(workload.raw(0), -1):
-        skipped.add(name)  # the chain would run RGB: the same measure again
-      elif args.ycbcr420:
-        workload = _workload(name, length, ycbcr420=True)
-        rows.append({"clip": name, "chain": "4:2:0", **measure(workload, args.repeats)})
+      # The same frames and references: only the chain differs.
+      planes = dataclasses.replace(workload, ycbcr420=True) if args.ycbcr420 else None
+      if planes is not None and not _passes_planes(planes):
+        skipped.add(name)  # its chain runs RGB: the same measure again
+      elif planes is not None:
+        rows.append({"clip": name, "chain": "4:2:0", **measure(planes, args.repeats)})
         if args.stages and length == max(args.lengths):
-          by_size[f"{name} 4:2:0"] = stages(workload, args.repeats)
+          by_size[f"{name} 4:2:0"] = stages(planes, args.repeats)
       if args.fft_threads and length == max(args.lengths):
         ffts[name] = fft_threads(workload, args.repeats)
   print(f"throughput of the controller's step (decoded AccGrad, BlazeFace); {machine()}")

@@ -47,75 +47,53 @@ def knob_chain(source_fps: float = data.ANALYSIS_FPS, *, ycbcr420: bool = False)
   `ycbcr420`: where the frames come in whole 16x16 macroblocks, the members pass 4:2:0 planes
   (`knobs.YCbCr420`): the resolution filters the chroma at the size the quantization codes it
   (at 720p the camera's step a fifth shorter, step / inference 2.1 to 1.6 on 2 CPU cores), and
-  clips each 8-bit plane as a scaler writing yuv420p does, where `knobs.chain` of the same
-  members (the default) clips RGB. The two differ only where the filter's ringing clips, but on
-  vtest that moved the controller's choices (benchmarks/RESULTS.md, "the chroma fold, built,
-  opt-in"), so it is not the default. Other sizes run `knobs.chain`."""
-  members = _chain_members(source_fps)
-  return _fused_chain(members) if ycbcr420 else knobs.chain(**members)
+  clips each 8-bit plane as a scaler writing yuv420p does, where the default clips RGB. The two
+  differ only where the filter's ringing clips, but on vtest that moved the controller's
+  choices (benchmarks/RESULTS.md, "the chroma fold, built, opt-in"), so it is not the default.
+  Other sizes pass RGB."""
+  return knobs.chain(**_chain_members(source_fps, ycbcr420=ycbcr420))
 
 
-def _fused_chain(members: dict[str, knobs.Knob]) -> knobs.Knob:
-  plain = knobs.chain(**members)
-
-  def check(setting):
-    if not isinstance(setting, dict) or set(setting) != set(members):
-      got = sorted(setting) if isinstance(setting, dict) else type(setting).__name__
-      raise ValueError(f"chain: setting must be a dict with keys {sorted(members)}, got {got}")
-
-  def apply(setting, frames):
-    check(setting)
-    return _encoded(members, setting, frames, channel_axis=-1, ycbcr420=True)[0]
-
-  def cost(setting, frames):
-    check(setting)
-    held = _encoded(members, setting, frames, channel_axis=-1, ycbcr420=True)[1]
-    return _encoded_cost(members, setting, frames, held, channel_axis=-1)
-
-  return plain._replace(apply=apply, cost=cost)
+def _chain_members(source_fps: float, *, ycbcr420: bool = False) -> dict[str, knobs.Knob]:
+  resolution = _to_planes(knobs.resolution()) if ycbcr420 else knobs.resolution()
+  return {"resolution": knobs.scale_cost(resolution, 0.0, unit="bytes"),
+          "frame_rate": knobs.scale_cost(knobs.frame_rate(source_fps=source_fps), 0.0,
+                                         unit="bytes"),
+          "qp": knobs.quantization()}
 
 
-def _in_planes(frames, channel_axis: int) -> bool:
-  """Whether the encoding chain passes `knobs.YCbCr420` planes for these frames."""
-  if getattr(frames, "ndim", 0) < 4:
+def _to_planes(resolution: knobs.Knob) -> knobs.Knob:
+  """`resolution` handing on 4:2:0 planes (its `apply(..., ycbcr420=True)`) where the frames
+  come in whole macroblocks, which the quantization codes as they lie; RGB otherwise."""
+  def apply(setting, frames, *, channel_axis=-1):
+    return resolution.apply(setting, frames, channel_axis=channel_axis,
+                            ycbcr420=_in_macroblocks(frames, channel_axis))
+
+  return resolution._replace(apply=apply)
+
+
+def _in_macroblocks(frames, channel_axis: int) -> bool:
+  if getattr(frames, "ndim", 0) < 4 or channel_axis not in (-1, -3):
     return False  # the resolution knob names the problem
   h, w = frames.shape[-3:-1] if channel_axis == -1 else frames.shape[-2:]
   return h % codec.MACROBLOCK == 0 and w % codec.MACROBLOCK == 0
 
 
-def _encoded(members, setting, frames, *, channel_axis, picked=None, out_axis=None,
-             ycbcr420=False):
-  """The encoding chain on RGB `frames`: the quantization's output on the `picked` frames (all
-  by default) in the layout of `out_axis` (that of `frames` by default), and every frame after
-  the frame rate (what the bytes count; a `knobs.YCbCr420` where the chain passes planes:
-  `ycbcr420` and frames in whole macroblocks)."""
+def _encoded(members, setting, frames, *, channel_axis, picked=None, out_axis=None):
+  """The encoding chain on RGB `frames`, as `knobs.chain` of `members` runs it: the
+  quantization's output on the `picked` frames (all by default) in the layout of `out_axis`
+  (that of `frames` by default), and every frame after the frame rate (what the bytes count; a
+  `knobs.YCbCr420` where the resolution hands planes on, `knob_chain`)."""
   out_axis = channel_axis if out_axis is None else out_axis
-  planes = ycbcr420 and _in_planes(frames, channel_axis)
   held = members["frame_rate"].apply(
       setting["frame_rate"],
-      members["resolution"].apply(setting["resolution"], frames, channel_axis=channel_axis,
-                                  **({"ycbcr420": True} if planes else {})),
+      members["resolution"].apply(setting["resolution"], frames, channel_axis=channel_axis),
       channel_axis=channel_axis)
   some = held if picked is None else jax.tree.map(lambda x: x[..., picked, :, :, :], held)
-  if planes:  # the decoder's RGB comes out in any layout
+  if isinstance(held, knobs.YCbCr420):  # the decoder's RGB comes out in any layout
     return members["qp"].apply(setting["qp"], some, channel_axis=out_axis), held
   shown = members["qp"].apply(setting["qp"], some, channel_axis=channel_axis)
   return jnp.moveaxis(shown, channel_axis, out_axis), held
-
-
-def _encoded_cost(members, setting, frames, held, *, channel_axis):
-  """The chain's cost, each member's on the data as it reaches it (`knobs.chain`'s rule; the
-  frame rate counts frames, the same before and after it)."""
-  return (members["resolution"].cost(setting["resolution"], frames, channel_axis=channel_axis)
-          + members["frame_rate"].cost(setting["frame_rate"], held, channel_axis=channel_axis)
-          + members["qp"].cost(setting["qp"], held, channel_axis=channel_axis))
-
-
-def _chain_members(source_fps: float) -> dict[str, knobs.Knob]:
-  return {"resolution": knobs.scale_cost(knobs.resolution(), 0.0, unit="bytes"),
-          "frame_rate": knobs.scale_cost(knobs.frame_rate(source_fps=source_fps), 0.0,
-                                         unit="bytes"),
-          "qp": knobs.quantization()}
 
 
 def _check(task: str, proxy: str | None, model: str | None = None) -> None:
@@ -174,9 +152,8 @@ class VideoWorkload(WorkloadBase):
                        f"{self.source!r} ({len(self.segments)} segments)")
     self.source_fps = float(self.segments[0].fps)
     if self.chain == "encoding":
-      self._members = _chain_members(self.source_fps)
-      self.knob = (_fused_chain(self._members) if self.ycbcr420
-                   else knobs.chain(**self._members))
+      self._members = _chain_members(self.source_fps, ycbcr420=self.ycbcr420)
+      self.knob = knobs.chain(**self._members)
       self.extra_knobs = {"frame_filter": knobs.frame_filter()}
     elif self.chain == "frame_filter":
       self.knob, self.extra_knobs = knobs.chain(frame_filter=knobs.frame_filter()), {}
@@ -259,7 +236,7 @@ class VideoWorkload(WorkloadBase):
     # step 3% faster with the barrier, the same bits; benchmarks/RESULTS.md).
     planes = jax.lax.optimization_barrier(jnp.moveaxis(raw, -1, -3))
     return _encoded(self._members, setting, planes, channel_axis=-3, picked=frames,
-                    out_axis=-1, ycbcr420=self.ycbcr420)
+                    out_axis=-1)
 
   def grid(self) -> list[Config]:
     """Every resolution, every `qp_stride`-th QP (the best included) and the two top frame
