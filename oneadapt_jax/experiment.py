@@ -43,11 +43,18 @@ def applicable(workload: Workload, *, methods: Sequence[str] | None = None) -> l
   return list(methods)
 
 
+#: What only OneAdapt reads of a workload: the proxy it ascends (a workload with several names it
+#: in `proxy_name`), and whether a video chain passes 4:2:0 planes between its knobs (the
+#: gradient differs where the filter clips: `knob_chain`). The baselines' records serve any.
+_ASCENT_KEYS = ("proxy", "ycbcr420")
+
+
 def _identity(workload: Workload) -> dict:
-  """What a log line must match to be reused: the stream, its task and the proxy ascended (a
-  workload with several proxies names the one it ascends in `proxy_name`)."""
+  """What a log line must match to be reused: the stream, its task and what OneAdapt ascends
+  (`_ASCENT_KEYS`; `ycbcr420` named only where set, so logs from before it still match)."""
+  planes = {"ycbcr420": True} if getattr(workload, "ycbcr420", False) else {}
   return {"kind": workload.kind, "task": workload.task, "source": workload.source,
-          "proxy": getattr(workload, "proxy_name", None)}
+          "proxy": getattr(workload, "proxy_name", None), **planes}
 
 
 def _read_log(log: pathlib.Path, identity: dict, segments: int) -> dict[tuple, list[Record]]:
@@ -58,13 +65,13 @@ def _read_log(log: pathlib.Path, identity: dict, segments: int) -> dict[tuple, l
     except json.JSONDecodeError:  # the line being written when a run was killed
       continue
     check_schema(entry, source=f"{log} (line {number})")
-    same = all(entry.get(k) == v for k, v in identity.items() if k != "proxy")
-    # Only OneAdapt ascends the proxy: the baselines' records serve any proxy.
+    same = all(entry.get(k) == v for k, v in identity.items() if k not in _ASCENT_KEYS)
     # A unit over another number of segments (another --max-segments) is not this one.
     same = same and len(entry["records"]) == segments
-    # OneAdapt's runs are reused only by the revision of it that computed them.
+    # OneAdapt's runs are reused only by the revision of it that computed them, ascending the
+    # same (the baselines' serve any proxy and either chain).
     if same and (base_name(entry["method"]) != "oneadapt"
-                 or (entry.get("proxy") == identity["proxy"]
+                 or (all(entry.get(k) == identity.get(k) for k in _ASCENT_KEYS)
                      and entry.get("oneadapt_revision") == ONEADAPT_REVISION)):
       done[(entry["method"], entry["unit"])] = [
           Record.from_json(r, source=f"{log} (line {number})") for r in entry["records"]]

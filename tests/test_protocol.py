@@ -223,6 +223,31 @@ def test_compiled_controllers_are_bounded():
   assert len(_controller._BOUND) == _controller._BOUND_CACHE_SIZE
 
 
+def test_a_chain_passing_planes_reruns_oneadapt_and_reuses_the_baselines(tmp_path):
+  """A video chain passing 4:2:0 planes (`knob_chain(ycbcr420=True)`) ascends another gradient:
+  OneAdapt's records from the default chain are not reused for it; a baseline's are."""
+  workload = toy_workload(segments=2)
+  methods = ["oneadapt", "awstream"]
+  experiment.run(workload, tmp_path, lambdas=(0.3,), static=False, progress=False,
+                 methods=methods, verbose=False)
+  log = tmp_path / "records.jsonl"
+  marked = [json.loads(line) for line in log.read_text().splitlines()]
+  for line in marked:  # recomputed records would not carry this accuracy
+    line["records"] = [dict(r, accuracy=-1.0) for r in line["records"]]
+  log.write_text("".join(json.dumps(line) + "\n" for line in marked))
+  workload.ycbcr420 = True
+  results = experiment.run(workload, tmp_path, lambdas=(0.3,), static=False, progress=False,
+                           methods=methods, verbose=False)
+  accuracy = {r["method"]: [s["accuracy"] for s in r["per_segment"]] for r in results["runs"]}
+  assert all(a >= 0 for a in accuracy["oneadapt"]) and accuracy["awstream"] == [-1.0, -1.0]
+  assert results["ycbcr420"] is True
+  # and the default chain, read back, still finds its own OneAdapt records
+  workload.ycbcr420 = False
+  again = experiment.run(workload, tmp_path, lambdas=(0.3,), static=False, progress=False,
+                         methods=methods, verbose=False)
+  assert [s["accuracy"] for s in again["runs"][0]["per_segment"]] == [-1.0, -1.0]
+
+
 def test_oneadapt_variants_run_by_name_and_log_under_it(tmp_path):
   workload = toy_workload(segments=3)
   results = experiment.run(workload, tmp_path, lambdas=(0.3,), static=False, progress=False,
