@@ -26,6 +26,7 @@ def test_gallery_rows_are_consistent():
   assert maps["roi_quality"].shape == (4, 4)
 
 
+@pytest.mark.slow  # 15 s on 2 cores; the rows above are checked in `make test`
 def test_gallery_cli_writes_png_and_json(tmp_path, capsys):
   assert cli.main(["gallery", "--frames", "3", "--size", "48", "--out", str(tmp_path),
                    "--no-progress"]) == 0
