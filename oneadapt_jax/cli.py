@@ -168,7 +168,9 @@ def main(argv: list[str] | None = None) -> int:
         from oneadapt_jax import train
 
         for name, info in train.ensure(progress=not args.no_progress).items():
-          print(f"{name:<28} {trained.source_path(name)}  (trained, seed {info['seed']}, "
+          path = trained.source_path(name)
+          made = "shipped" if path.parent == trained.SHIPPED else "trained here"
+          print(f"{name:<28} {path}  ({made}, seed {info['seed']}, "
                 f"held-out accuracy {info['held_out_accuracy']:.3f}, sha256 verified)")
     elif args.command == "train":
       from oneadapt_jax import train
