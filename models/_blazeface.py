@@ -100,7 +100,7 @@ class BlazeBlock(nnx.Module):
       return self.activation(y)
     shortcut = x
     if self.spec.stride == 2:
-      shortcut = nnx.max_pool(shortcut, (2, 2), (2, 2), padding="SAME")
+      shortcut = layers.max_pool(shortcut, (2, 2), (2, 2), "SAME")
     if self.spec.cout > self.spec.cin:
       shortcut = jnp.pad(shortcut, ((0, 0), (0, 0), (0, 0), (0, self.spec.cout - self.spec.cin)))
     return self.activation(y + shortcut)
@@ -128,7 +128,7 @@ class BlazeFaceNet(nnx.Module):
     self.regress_8 = nnx.Conv(coarse, 6 * 16, (1, 1), rngs=rngs)
 
   def __call__(self, x: jax.Array) -> dict[str, jax.Array]:
-    x = jax.nn.relu(self.stem(x))
+    x = jax.nn.relu(layers.conv_module(self.stem, x))
     features = {}
     for i, block in enumerate(self.blocks):
       x = block(x)

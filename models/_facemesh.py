@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from models import _tflite
+from models import _tflite, layers
 from models._blazeface import BlazeBlock, Block, PReLU
 
 TRUNK = ([Block(16, 16, prelu=True)] * 2 + [Block(16, 32, 2, prelu=True)]
@@ -67,7 +67,7 @@ class FaceMeshNet(nnx.Module):
     self.presence = Branch([strided], 1, rngs=rngs)
 
   def __call__(self, x: jax.Array) -> dict[str, jax.Array]:
-    x = self.stem_activation(self.stem(x))
+    x = self.stem_activation(layers.conv_module(self.stem, x))
     for block in self.trunk:
       x = block(x)
     return {"conv2d_21": self.landmarks(x), "conv2d_31": self.presence(x)}

@@ -138,7 +138,7 @@ class SelfieNet(nnx.Module):
     self.output_bias = nnx.Param(jnp.zeros((1,)))
 
   def __call__(self, x: jax.Array) -> dict[str, jax.Array]:
-    s128 = hard_swish(self.stem(x))
+    s128 = hard_swish(layers.conv_module(self.stem, x))
     skips = {}
     x = s128
     for i, block in enumerate(self.encoder):

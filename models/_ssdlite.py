@@ -90,8 +90,7 @@ class Conv(nnx.Module):
     if self.depthwise:
       y = layers.depthwise_conv(x, self.kernel[...], strides, "SAME", (1, 1))
     else:
-      y = jax.lax.conv_general_dilated(x, self.kernel[...], strides, "SAME",
-                                       dimension_numbers=("NHWC", "HWIO", "NHWC"))
+      y = layers.conv(x, self.kernel[...], strides, "SAME")
     y = y + self.bias[...].reshape(1, 1, 1, -1)
     return jnp.clip(y, 0.0, 6.0) if self.relu6 else y
 

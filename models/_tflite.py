@@ -207,7 +207,7 @@ def _pool(x, options, reducer):
   dims, steps = (1, *window, 1), (1, *strides, 1)
   padding = ((0, 0), *pads, (0, 0))
   if reducer == "max":
-    out = jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, dims, steps, padding)
+    out = layers.max_pool(x, window, strides, pads)
   else:  # TFLite averages over the window's valid (unpadded) elements
     total = jax.lax.reduce_window(x, 0.0, jax.lax.add, dims, steps, padding)
     count = jax.lax.reduce_window(jnp.ones_like(x[:1, ..., :1]), 0.0, jax.lax.add, dims, steps,
@@ -256,9 +256,8 @@ class TFLiteNet(nnx.Module):
       kind, opts = op.kind, dict(op.options)
       args = [get(i) if i >= 0 else None for i in op.inputs]
       if kind == "CONV_2D":
-        out = jax.lax.conv_general_dilated(
-            args[0], args[1], opts["strides"], opts["padding"], rhs_dilation=opts["dilation"],
-            dimension_numbers=("NHWC", "OHWI", "NHWC"))
+        out = layers.conv(args[0], jnp.transpose(args[1], (1, 2, 3, 0)), opts["strides"],
+                          opts["padding"], opts["dilation"])  # TFLite's OHWI kernel as HWIO
         if args[2] is not None:
           out = out + args[2].reshape(1, 1, 1, -1)
         out = _activate(out, opts["activation"])

@@ -5,6 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from ai_edge_litert.interpreter import Interpreter, OpResolverType
+from flax import nnx
 from skimage import data as skdata
 from skimage import transform
 
@@ -310,3 +311,65 @@ def test_depthwise_as_shifted_sums_equals_grouped_convolution(strides, dilation,
       lambda x, c: jnp.sum(layers.depthwise_conv(x, kernel, strides, padding, dilation) * c))))
   np.testing.assert_allclose(batched(x[:, None], cotangent[:, None])[:, 0],
                              pullback_reference(cotangent)[0], rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("window, strides, padding, size",
+                         [((5, 5), (2, 2), "SAME", (16, 16)), ((3, 3), (2, 2), "SAME", (9, 12)),
+                          ((3, 3), (2, 2), "VALID", (11, 8)), ((5, 4), (3, 2), "SAME", (10, 7)),
+                          ((1, 1), (2, 2), "SAME", (7, 9)), ((2, 2), (2, 2), "VALID", (9, 9)),
+                          ((3, 3), (2, 2), ((0, 1), (2, 0)), (8, 11)), ((3, 3), (1, 1), "SAME", (6, 5))])
+def test_strided_conv_as_space_to_depth_equals_lax_conv(window, strides, padding, size):
+  x = jax.random.normal(jax.random.key(0), (2, *size, 3))
+  kernel = jax.random.normal(jax.random.key(1), (*window, 3, 4))
+
+  def reference(x, k):
+    return jax.lax.conv_general_dilated(x, k, strides, padding,
+                                        dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+  expected = reference(x, kernel)
+  np.testing.assert_allclose(layers.conv(x, kernel, strides, padding), expected,
+                             rtol=1e-5, atol=1e-5)
+  # Input and kernel gradients against autodiff of XLA's own strided convolution.
+  cotangent = jax.random.normal(jax.random.key(2), expected.shape)
+  _, pullback = jax.vjp(lambda x, k: layers.conv(x, k, strides, padding), x, kernel)
+  _, pullback_reference = jax.vjp(reference, x, kernel)
+  for ours, theirs in zip(pullback(cotangent), pullback_reference(cotangent), strict=True):
+    np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-4)
+  batched = jax.jit(jax.vmap(jax.grad(
+      lambda x, c: jnp.sum(layers.conv(x, kernel, strides, padding) * c))))
+  np.testing.assert_allclose(batched(x[:, None], cotangent[:, None])[:, 0],
+                             pullback_reference(cotangent)[0], rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("window, strides, padding, size",
+                         [((2, 2), (2, 2), "SAME", (9, 12)), ((2, 2), (2, 2), "VALID", (9, 11)),
+                          ((3, 3), (3, 3), "SAME", (10, 8)), ((2, 3), (2, 3), "VALID", (8, 9)),
+                          ((3, 3), (2, 2), "SAME", (9, 10))])
+def test_max_pool_equals_reduce_window(window, strides, padding, size):
+  x = jax.random.normal(jax.random.key(0), (2, *size, 3))  # no ties: one maximum per window
+
+  def reference(x):
+    pads = jax.lax.padtype_to_pads(x.shape[1:3], window, strides, padding)
+    return jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, (1, *window, 1), (1, *strides, 1),
+                                 ((0, 0), *pads, (0, 0)))
+
+  expected = reference(x)
+  np.testing.assert_array_equal(layers.max_pool(x, window, strides, padding), expected)
+  cotangent = jax.random.normal(jax.random.key(2), expected.shape)
+  ours = jax.vjp(lambda x: layers.max_pool(x, window, strides, padding), x)[1](cotangent)[0]
+  np.testing.assert_array_equal(ours, jax.vjp(reference, x)[1](cotangent)[0])
+  assert bool(jnp.all(jnp.isfinite(ours)))
+
+
+def test_max_pool_splits_the_gradient_among_tied_maxima():
+  x = jnp.zeros((1, 2, 2, 1)).at[0, 1, 1, 0].set(-1.0)  # three tied maxima at 0
+  grad = jax.grad(lambda x: jnp.sum(layers.max_pool(x, (2, 2), (2, 2))))(x)
+  np.testing.assert_allclose(grad[0, ..., 0], [[1 / 3, 1 / 3], [1 / 3, 0.0]], rtol=1e-6)
+
+
+@pytest.mark.parametrize("options", [{"strides": (2, 2)}, {"strides": 2, "use_bias": False},
+                                     {"strides": (2, 1), "padding": "VALID"}, {"strides": 1}])
+def test_conv_module_equals_the_nnx_conv_it_reads(options):
+  module = nnx.Conv(3, 4, (3, 3), rngs=nnx.Rngs(0), **{"padding": "SAME", **options})
+  x = jax.random.normal(jax.random.key(1), (2, 9, 11, 3))
+  np.testing.assert_allclose(layers.conv_module(module, x), module(x), rtol=1e-5, atol=1e-5)
