@@ -2,8 +2,8 @@
 
 - `depthwise_conv`: depthwise convolution (multiplier 1) as a sum of shifted, scaled copies,
   which XLA's CPU backend runs 5 to 15 times faster than a grouped convolution.
-- `conv`: a convolution whose strided case runs at stride 1 on the input's space-to-depth
-  blocks, so that its input gradient is a stride-1 convolution too.
+- `conv`: a convolution whose strided case has its backward pass computed at stride 1 on the
+  input's space-to-depth blocks, so that its input gradient is a stride-1 convolution too.
 - `max_pool`: max pooling; non-overlapping windows as a reshape and a max, whose gradient is an
   elementwise mask instead of XLA's select-and-scatter.
 - `resize_matrix`: TFLite's bilinear resize along one axis as a matrix.
@@ -139,15 +139,24 @@ def transpose_conv_bias(x, weights, bias, out_shape):
   return out + bias.reshape(1, 1, 1, -1)
 
 
-def conv(x, kernel, strides, padding, dilation=(1, 1)):
-  """`lax.conv_general_dilated` with an NHWC input and an HWIO kernel, strided ones computed at
-  stride 1 on `strides`-sized blocks of the input (space-to-depth).
+_NHWC_HWIO = ("NHWC", "HWIO", "NHWC")
+_MAX_PHASE_PADDING = 1.5  # the most work the zero taps of whole phases may add to the backward
 
-  The two are the same sum. The difference is the backward pass: autodiff's input gradient of a
-  strided convolution is a convolution with `lhs_dilation`, which XLA's CPU backend runs as a
-  generic loop (BlazeFace's 5x5 stride-2 stem: 43 ms against 26 ms for 10 frames at 256x256,
-  with the forward pass about 10 ms either way); at stride 1 it is a plain convolution again.
-  Dilated kernels (`rhs_dilation`) and stride 1 go to `lax.conv_general_dilated` as they are.
+
+def conv(x, kernel, strides, padding, dilation=(1, 1)):
+  """`lax.conv_general_dilated` with an NHWC input and an HWIO kernel, whose strided case has its
+  backward pass computed at stride 1 on the input's `strides`-sized blocks (space-to-depth).
+
+  The forward pass is XLA's own convolution. Autodiff's input gradient of a strided convolution
+  is a convolution with `lhs_dilation`, which XLA's CPU backend runs as a slow generic loop
+  (BlazeFace's 5x5 stride-2 stem, 10 frames at 256x256: 45 to 71 ms against 28 to 36 ms this
+  way; `benchmarks/layer_backward.py`). The same sum over blocks is a stride-1 convolution with
+  the phases folded into channels, whose input gradient is a plain convolution again; it runs
+  only in the backward pass, as its forward pass costs a little more than XLA's strided one
+  (the kernel padded to whole phases with zeros). Where those zeros would add more than half
+  the kernel's work (a 3x3 at stride 2: 16 taps for 9; SSDLite's stem measured 33 to 47 ms
+  XLA's way against 39 to 74 this way) the convolution is XLA's, backward too, as are dilated
+  kernels (`rhs_dilation`) and stride 1.
 
   Args:
     x: `[N, H, W, C]`.
@@ -156,13 +165,38 @@ def conv(x, kernel, strides, padding, dilation=(1, 1)):
     padding: `"SAME"`, `"VALID"` or `((top, bottom), (left, right))`.
   """
   strides, dilation = tuple(int(s) for s in strides), tuple(int(d) for d in dilation)
-  numbers = ("NHWC", "HWIO", "NHWC")
-  if strides == (1, 1) or dilation != (1, 1):
-    return jax.lax.conv_general_dilated(x, kernel, strides, padding, rhs_dilation=dilation,
-                                        dimension_numbers=numbers)
   window = kernel.shape[:2]
-  pads = (jax.lax.padtype_to_pads(x.shape[1:3], window, strides, padding)
+  # The kernel padded to whole phases: 6x6 taps for a 5x5 at stride 2 (1.44 times the work),
+  # 4x4 for a 3x3 (1.78 times, where XLA's own backward pass measured as fast or faster).
+  padded = np.prod([-(-window[a] // strides[a]) * strides[a] for a in range(2)])
+  if strides == (1, 1) or dilation != (1, 1) or padded > _MAX_PHASE_PADDING * np.prod(window):
+    return jax.lax.conv_general_dilated(x, kernel, strides, padding, rhs_dilation=dilation,
+                                        dimension_numbers=_NHWC_HWIO)
+  pads = (jax.lax.padtype_to_pads(x.shape[1:3], kernel.shape[:2], strides, padding)
           if isinstance(padding, str) else padding)
+  return _strided_conv(x, kernel, strides, tuple(tuple(int(v) for v in p) for p in pads))
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def _strided_conv(x, kernel, strides, pads):
+  return jax.lax.conv_general_dilated(x, kernel, strides, pads, dimension_numbers=_NHWC_HWIO)
+
+
+def _strided_conv_fwd(x, kernel, strides, pads):
+  return _strided_conv(x, kernel, strides, pads), (x, kernel)
+
+
+def _strided_conv_bwd(strides, pads, residuals, g):
+  _, pullback = jax.vjp(lambda x, k: _space_to_depth_conv(x, k, strides, pads), *residuals)
+  return pullback(g)
+
+
+_strided_conv.defvjp(_strided_conv_fwd, _strided_conv_bwd)
+
+
+def _space_to_depth_conv(x, kernel, strides, pads):
+  """The strided convolution as a stride-1 one over `strides`-sized blocks of the input."""
+  window = kernel.shape[:2]
   out = [(x.shape[1 + a] + sum(pads[a]) - window[a]) // strides[a] + 1 for a in range(2)]
   taps = [-(-window[a] // strides[a]) for a in range(2)]  # kernel rows (columns) per phase
   # The padded input, cut or extended to whole blocks: out + taps - 1 of them along each axis.
@@ -179,12 +213,13 @@ def conv(x, kernel, strides, padding, dilation=(1, 1)):
                             (0, 0), (0, 0)))
   kernel = kernel.reshape(taps[0], sh, taps[1], sw, channels, -1).transpose(0, 2, 1, 3, 4, 5)
   kernel = kernel.reshape(taps[0], taps[1], sh * sw * channels, -1)
-  return jax.lax.conv_general_dilated(blocks, kernel, (1, 1), "VALID", dimension_numbers=numbers)
+  return jax.lax.conv_general_dilated(blocks, kernel, (1, 1), "VALID",
+                                      dimension_numbers=_NHWC_HWIO)
 
 
 def conv_module(module, x):
-  """An `nnx.Conv` (2-D, ungrouped, undilated) applied through `conv`: the same output, a faster
-  input gradient when it strides."""
+  """An `nnx.Conv` (2-D, ungrouped) applied through `conv`: the same output, a faster input
+  gradient when it strides."""
   if module.feature_group_count != 1 or len(module.kernel_size) != 2:
     raise ValueError(f"conv_module takes a 2-D ungrouped nnx.Conv, got kernel "
                      f"{module.kernel_size} in {module.feature_group_count} groups")

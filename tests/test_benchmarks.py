@@ -169,3 +169,14 @@ def test_run_all_gathers_the_tables_under_the_device(tmp_path):
   text = report.read_text()
   assert jax.devices()[0].device_kind in text and "## throughput" in text
   assert "step/infer" in text and (report.parent / "throughput.json").exists()
+
+
+@pytest.mark.slow
+def test_layer_backward_runs_and_its_layers_agree(tmp_path):
+  import layer_backward
+
+  rows = layer_backward.main(["--frames", "1", "--repeats", "1", "--out", str(tmp_path)])
+  assert [r["layer"].split(",")[0] for r in rows] == ["BlazeFace stem", "SSDLite stem",
+                                                       "BlazeFace shortcut"]
+  assert all(r["max_abs_gradient_difference"] < 1e-3 and r["ours_gradient_s"] > 0 for r in rows)
+  assert json.loads((tmp_path / "layer_backward.json").read_text())["rows"] == rows
