@@ -148,15 +148,15 @@ def conv(x, kernel, strides, padding, dilation=(1, 1)):
   backward pass computed at stride 1 on the input's `strides`-sized blocks (space-to-depth).
 
   The forward pass is XLA's own convolution. Autodiff's input gradient of a strided convolution
-  is a convolution with `lhs_dilation`, which XLA's CPU backend runs as a slow generic loop
-  (BlazeFace's 5x5 stride-2 stem, 10 frames at 256x256: 45 to 71 ms against 28 to 36 ms this
-  way; `benchmarks/layer_backward.py`). The same sum over blocks is a stride-1 convolution with
-  the phases folded into channels, whose input gradient is a plain convolution again; it runs
-  only in the backward pass, as its forward pass costs a little more than XLA's strided one
-  (the kernel padded to whole phases with zeros). Where those zeros would add more than half
-  the kernel's work (a 3x3 at stride 2: 16 taps for 9; SSDLite's stem measured 33 to 47 ms
-  XLA's way against 39 to 74 this way) the convolution is XLA's, backward too, as are dilated
-  kernels (`rhs_dilation`) and stride 1.
+  is a convolution with `lhs_dilation`, which XLA's CPU backend runs 3 to 4 times slower than
+  the forward convolution (BlazeFace's 5x5 stride-2 stem, 10 frames at 256x256: 42 to 71 ms,
+  against 27 to 36 ms this way; `benchmarks/layer_backward.py`). The same sum over blocks is a
+  stride-1 convolution with the phases folded into channels, whose input gradient is a plain
+  convolution again; it runs only in the backward pass, as its forward pass costs a little more
+  than XLA's strided one (the kernel padded to whole phases with zeros). Where those zeros
+  would add more than half the kernel's work (a 3x3 at stride 2: 16 taps for 9; SSDLite's stem
+  measured 31 to 47 ms XLA's way against 35 to 74 ms this way) the convolution is XLA's,
+  backward too, as are dilated kernels (`rhs_dilation`) and stride 1.
 
   Args:
     x: `[N, H, W, C]`.
@@ -236,10 +236,10 @@ def max_pool(x, window, strides, padding="VALID"):
   elements never win).
 
   Where windows do not overlap (`window == strides`) the pool is a reshape and a max over the
-  window axes: the same values, and a gradient XLA fuses into one elementwise pass, where
-  `lax.reduce_window`'s is a select-and-scatter that XLA's CPU backend runs 4 to 7 times slower
-  than the whole forward pool (BlazeFace's stride-2 shortcut, 10 frames at 128x128: 36 to 60 ms
-  against 7.5 to 9). One difference, at ties only: the reshape's gradient splits the cotangent
+  window axes: the same values, and an elementwise mask for a gradient, where
+  `lax.reduce_window`'s is a select-and-scatter that XLA's CPU backend runs in 5 to 8 times the
+  forward pool's time (BlazeFace's stride-2 shortcut, 10 frames at 128x128x24: 36 to 61 ms,
+  against 7 to 10 ms this way; `benchmarks/layer_backward.py`). One difference, at ties only: the reshape's gradient splits the cotangent
   equally among a window's equal maxima, select-and-scatter gives it all to the first (both are
   subgradients; on the ReLU outputs these networks pool, a tie is almost always at zero, where
   the ReLU passes no gradient either way).
