@@ -256,8 +256,8 @@ class TFLiteNet(nnx.Module):
       kind, opts = op.kind, dict(op.options)
       args = [get(i) if i >= 0 else None for i in op.inputs]
       if kind == "CONV_2D":
-        out = layers.conv(args[0], jnp.transpose(args[1], (1, 2, 3, 0)), opts["strides"],
-                          opts["padding"], opts["dilation"])  # TFLite's OHWI kernel as HWIO
+        out = layers.conv(args[0], args[1], opts["strides"], opts["padding"], opts["dilation"],
+                          kernel_layout="OHWI")
         if args[2] is not None:
           out = out + args[2].reshape(1, 1, 1, -1)
         out = _activate(out, opts["activation"])

@@ -20,7 +20,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ("conv", "conv_module", "depthwise_conv", "max_pool", "resize_matrix", "transpose_conv_bias")
+__all__ = ("conv", "conv_module", "depthwise_conv", "max_pool", "resize_matrix",
+           "transpose_conv_bias")
 
 
 def resize_matrix(in_size, out_size, align_corners, half_pixel_centers):
@@ -139,13 +140,12 @@ def transpose_conv_bias(x, weights, bias, out_shape):
   return out + bias.reshape(1, 1, 1, -1)
 
 
-_NHWC_HWIO = ("NHWC", "HWIO", "NHWC")
 _MAX_PHASE_PADDING = 1.5  # the most work the zero taps of whole phases may add to the backward
 
 
-def conv(x, kernel, strides, padding, dilation=(1, 1)):
-  """`lax.conv_general_dilated` with an NHWC input and an HWIO kernel, whose strided case has its
-  backward pass computed at stride 1 on the input's `strides`-sized blocks (space-to-depth).
+def conv(x, kernel, strides, padding, dilation=(1, 1), *, kernel_layout="HWIO"):
+  """`lax.conv_general_dilated` with an NHWC input, whose strided case has its backward pass
+  computed at stride 1 on the input's `strides`-sized blocks (space-to-depth).
 
   The forward pass is XLA's own convolution. Autodiff's input gradient of a strided convolution
   is a convolution with `lhs_dilation`, which XLA's CPU backend runs 3 to 4 times slower than
@@ -160,21 +160,28 @@ def conv(x, kernel, strides, padding, dilation=(1, 1)):
 
   Args:
     x: `[N, H, W, C]`.
-    kernel: `[kH, kW, C, O]`.
+    kernel: `[kH, kW, C, O]`, or `[O, kH, kW, C]` with `kernel_layout="OHWI"` (TFLite's).
     strides, dilation: per spatial axis.
     padding: `"SAME"`, `"VALID"` or `((top, bottom), (left, right))`.
   """
+  if kernel_layout not in ("HWIO", "OHWI"):
+    raise ValueError(f"kernel_layout must be 'HWIO' or 'OHWI', got {kernel_layout!r}")
   strides, dilation = tuple(int(s) for s in strides), tuple(int(d) for d in dilation)
-  window = kernel.shape[:2]
+  window = kernel.shape[:2] if kernel_layout == "HWIO" else kernel.shape[1:3]
   # The kernel padded to whole phases: 6x6 taps for a 5x5 at stride 2 (1.44 times the work),
   # 4x4 for a 3x3 (1.78 times, where XLA's own backward pass measured as fast or faster).
   padded = np.prod([-(-window[a] // strides[a]) * strides[a] for a in range(2)])
   if strides == (1, 1) or dilation != (1, 1) or padded > _MAX_PHASE_PADDING * np.prod(window):
     return jax.lax.conv_general_dilated(x, kernel, strides, padding, rhs_dilation=dilation,
-                                        dimension_numbers=_NHWC_HWIO)
-  pads = (jax.lax.padtype_to_pads(x.shape[1:3], kernel.shape[:2], strides, padding)
+                                        dimension_numbers=("NHWC", kernel_layout, "NHWC"))
+  if kernel_layout == "OHWI":
+    kernel = jnp.transpose(kernel, (1, 2, 3, 0))
+  pads = (jax.lax.padtype_to_pads(x.shape[1:3], window, strides, padding)
           if isinstance(padding, str) else padding)
   return _strided_conv(x, kernel, strides, tuple(tuple(int(v) for v in p) for p in pads))
+
+
+_NHWC_HWIO = ("NHWC", "HWIO", "NHWC")
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
@@ -223,6 +230,7 @@ def conv_module(module, x):
   if module.feature_group_count != 1 or len(module.kernel_size) != 2:
     raise ValueError(f"conv_module takes a 2-D ungrouped nnx.Conv, got kernel "
                      f"{module.kernel_size} in {module.feature_group_count} groups")
+
   def pair(v):
     return (v, v) if isinstance(v, int) else tuple(v)
 
@@ -239,10 +247,10 @@ def max_pool(x, window, strides, padding="VALID"):
   window axes: the same values, and an elementwise mask for a gradient, where
   `lax.reduce_window`'s is a select-and-scatter that XLA's CPU backend runs in 5 to 8 times the
   forward pool's time (BlazeFace's stride-2 shortcut, 10 frames at 128x128x24: 36 to 61 ms,
-  against 7 to 10 ms this way; `benchmarks/layer_backward.py`). One difference, at ties only: the reshape's gradient splits the cotangent
-  equally among a window's equal maxima, select-and-scatter gives it all to the first (both are
-  subgradients; on the ReLU outputs these networks pool, a tie is almost always at zero, where
-  the ReLU passes no gradient either way).
+  against 7 to 10 ms this way; `benchmarks/layer_backward.py`). One difference, at ties only:
+  the reshape's gradient splits the cotangent equally among a window's equal maxima,
+  select-and-scatter gives it all to the first (both are subgradients; on the ReLU outputs these
+  networks pool, a tie is almost always at zero, where the ReLU passes no gradient either way).
   """
   window, strides = tuple(int(w) for w in window), tuple(int(s) for s in strides)
   pads = (jax.lax.padtype_to_pads(x.shape[1:3], window, strides, padding)
