@@ -250,28 +250,32 @@ def resolution(
     h, w = _base.frame_size(frames, channel_axis)
     return scale, lowpass_mask(h, scale, rolloff=rolloff), lowpass_mask(w, scale, rolloff=rolloff)
 
-  def _untouched_at_full(scale, out, frames):
-    # Full resolution is the untouched stream; its gradient still comes from the roll-off band,
-    # so the ascent can leave s = 1 (where every setting starts).
-    full = (scale >= 1.0).astype(frames.dtype)
-    return out + jax.lax.stop_gradient(full * (frames - out))
+  def _untouched_at_full(scale, out, untouched):
+    # Full resolution is the untouched stream (`untouched()`); its gradient still comes from the
+    # roll-off band, so the ascent can leave s = 1 (where every setting starts). A conditional,
+    # not the blend `out + stop_gradient(full * (frames - out))` of the same values: the blend
+    # read the frames again in the filter's last pass and in its backward pass, about a fifth of
+    # the filter's `vjp` at 720p (benchmarks/RESULTS.md). Under `vmap` over settings the
+    # conditional is that blend again, as a select.
+    return jax.lax.cond(scale >= 1.0, lambda o: o + jax.lax.stop_gradient(untouched() - o),
+                        lambda o: o, out)
 
   @functools.partial(jax.jit, static_argnums=2)
   def _apply(setting, frames, channel_axis):
     scale, mask_h, mask_w = _scale_and_masks(setting, frames, channel_axis)
     out = lowpass(frames, mask_h, mask_w, channel_axis=channel_axis)
     # The ideal filter rings a little at hard edges; a real scaler writes 8-bit pixels.
-    return jnp.clip(_untouched_at_full(scale, out, frames), 0.0, 1.0)
+    return jnp.clip(_untouched_at_full(scale, out, lambda: frames), 0.0, 1.0)
 
   @functools.partial(jax.jit, static_argnums=2)
   def _apply_ycbcr420(setting, frames, channel_axis):
     scale, mask_h, mask_w = _scale_and_masks(setting, frames, channel_axis)
     y, cb, cr = _codec.ycbcr_planes(frames, channel_axis)
     y = y[..., None, :, :]
-    luma = _untouched_at_full(scale, lowpass(y, mask_h, mask_w, channel_axis=-3), y)
+    luma = _untouched_at_full(scale, lowpass(y, mask_h, mask_w, channel_axis=-3), lambda: y)
     chroma = jnp.stack([cb, cr], axis=-3)
     chroma = _untouched_at_full(scale, lowpass_pooled(chroma, mask_h, mask_w),
-                                _codec._pool2(chroma))
+                                lambda: _codec._pool2(chroma))
     # What a scaler writing yuv420p keeps: each 8-bit plane clipped.
     return _codec.YCbCr420(jnp.clip(luma, 0.0, 1.0),
                            jnp.clip(chroma + _codec.CHROMA_CENTRE, 0.0, 1.0))

@@ -277,6 +277,57 @@ def test_resolution_is_the_dct_low_pass_of_a_scipy_reference(shape, setting):
                              scipy_lowpass(frames, scale, 0.15), atol=2e-6)
 
 
+@pytest.mark.parametrize("ycbcr420", [False, True])
+def test_resolution_at_full_scale_is_the_input_with_the_roll_off_gradient(ycbcr420):
+  """At scale 1 the output is the input to the bit and the gradient is the filter's (the
+  roll-off band's), in each of a batch of settings under `vmap` as alone: the knob's conditional
+  against the blend it replaced, written out here."""
+  from knobs import _codec, _resolution
+
+  frames = jax.random.uniform(jax.random.key(5), (3, 16, 32, 3))
+  knob = knobs.resolution()
+
+  @jax.jit
+  def blend(setting):  # the pre-conditional form: the filter, the input blended in at scale 1
+    scale = knob.to_physical(setting)
+    masks = [_resolution.lowpass_mask(n, scale, rolloff=0.15) for n in (16, 32)]
+    full = (scale >= 1.0).astype(jnp.float32)
+    if not ycbcr420:
+      out = _resolution.lowpass(frames, *masks)
+      return jnp.clip(out + jax.lax.stop_gradient(full * (frames - out)), 0.0, 1.0)
+    y, cb, cr = _codec.ycbcr_planes(frames)
+    y = y[..., None, :, :]
+    luma = _resolution.lowpass(y, *masks, channel_axis=-3)
+    chroma = jnp.stack([cb, cr], axis=-3)
+    pooled = _resolution.lowpass_pooled(chroma, *masks)
+    luma = luma + jax.lax.stop_gradient(full * (y - luma))
+    pooled = pooled + jax.lax.stop_gradient(full * (_codec._pool2(chroma) - pooled))
+    return _codec.YCbCr420(jnp.clip(luma, 0.0, 1.0),
+                           jnp.clip(pooled + _codec.CHROMA_CENTRE, 0.0, 1.0))
+
+  def apply(setting):
+    return knob.apply(setting, frames, ycbcr420=ycbcr420)
+
+  def projected(fn):  # a scalar of the output, its gradient in the setting
+    return jax.grad(lambda s: sum(jnp.sum(jnp.sin(7.0 * leaf))
+                                  for leaf in jax.tree.leaves(fn(s))))
+
+  settings = jnp.array([0.4, 1.0], jnp.float32)
+  if not ycbcr420:
+    np.testing.assert_array_equal(apply(jnp.float32(1.0)), frames)
+  for s in settings:  # XLA fuses the two forms apart: the same to float rounding
+    for mine, theirs in zip(jax.tree.leaves(apply(s)), jax.tree.leaves(blend(s))):
+      np.testing.assert_allclose(mine, theirs, atol=1e-6)
+    np.testing.assert_allclose(projected(apply)(s), projected(blend)(s), rtol=1e-5)
+    assert float(projected(apply)(s)) != 0.0
+  batched = jax.vmap(apply)(settings)
+  for i, s in enumerate(settings):
+    for mine, alone in zip(jax.tree.leaves(batched), jax.tree.leaves(apply(s))):
+      np.testing.assert_array_equal(mine[i], alone)
+  np.testing.assert_allclose(jax.vmap(projected(apply))(settings),
+                             [projected(blend)(s) for s in settings], rtol=1e-5)
+
+
 @pytest.mark.parametrize("n", [1, 2, 7, 8, 9, 16])
 def test_resolution_dct_is_scipys_in_interleaved_order(n):
   import scipy.fft
