@@ -279,9 +279,9 @@ def test_resolution_is_the_dct_low_pass_of_a_scipy_reference(shape, setting):
 
 @pytest.mark.parametrize("ycbcr420", [False, True])
 def test_resolution_at_full_scale_is_the_input_with_the_roll_off_gradient(ycbcr420):
-  """At scale 1 the output is the input to the bit and the gradient is the filter's (the
-  roll-off band's), in each of a batch of settings under `vmap` as alone: the knob's conditional
-  against the blend it replaced, written out here."""
+  """At scale 1 the output is the input (RGB: to the bit; 4:2:0: its planes, chroma pooled)
+  and the gradient is the filter's (the roll-off band's), in each of a batch of settings under
+  `vmap` as alone: the knob's conditional against the blend it replaced, written out here."""
   from knobs import _codec, _resolution
 
   frames = jax.random.uniform(jax.random.key(5), (3, 16, 32, 3))

@@ -340,8 +340,9 @@ def test_strided_conv_with_space_to_depth_backward_equals_lax_conv(window, strid
   np.testing.assert_allclose(batched(x[:, None], cotangent[:, None])[:, 0],
                              pullback_reference(cotangent)[0], rtol=1e-4, atol=1e-4)
   # TFLite's OHWI kernel, as the importer passes it: the same output and input gradient.
-  _, pullback_ohwi = jax.vjp(lambda x: layers.conv(x, jnp.transpose(kernel, (3, 0, 1, 2)), strides,
-                                                   padding, kernel_layout="OHWI"), x)
+  out_ohwi, pullback_ohwi = jax.vjp(lambda x: layers.conv(
+      x, jnp.transpose(kernel, (3, 0, 1, 2)), strides, padding, kernel_layout="OHWI"), x)
+  np.testing.assert_allclose(out_ohwi, expected, rtol=1e-5, atol=1e-5)
   np.testing.assert_allclose(pullback_ohwi(cotangent)[0], pullback_reference(cotangent)[0],
                              rtol=1e-4, atol=1e-4)
 
