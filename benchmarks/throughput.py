@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import os
 import pathlib
@@ -124,21 +125,32 @@ def measure(workload: VideoWorkload, repeats: int, trace: pathlib.Path | None = 
 
 def stages(workload: VideoWorkload, repeats: int) -> list[dict]:
   """Each stage of the encoding chain alone at the middle rung: its forward pass and its `vjp`
-  in the stage's setting (the frames are arguments, so XLA cannot fold them into constants)."""
+  in the stage's setting (the frames are arguments, so XLA cannot fold them into constants).
+  Each stage sees what it sees in the camera's step: the segment channels first, as the chain
+  runs it (`VideoWorkload._shown_and_held`), not the decoder's channels-last frames, which
+  each stage would move in front of the plane and back (a pass each way, forward and
+  backward)."""
   bound = Controller().bind(workload)
-  raw = workload.raw(0)
+  raw = jnp.moveaxis(workload.raw(0), -1, -3)
   setting, _ = bound.init(0.5)
   members = workload._members  # the chain's knobs by name, as the workload runs them
-  resolution = members["resolution"].apply
-  held = members["frame_rate"].apply(setting["frame_rate"],
-                                     resolution(setting["resolution"], raw))
+
+  def first(fn):
+    return lambda s, frames: fn(s, frames, channel_axis=-3)
+
+  resolution, frame_rate = first(members["resolution"].apply), first(members["frame_rate"].apply)
+  held = frame_rate(setting["frame_rate"], resolution(setting["resolution"], raw))
   planes = isinstance(held, knobs.YCbCr420)
   picked = jax.tree.map(lambda x: x[..., bound.picked, :, :, :], held)
+  # The chain's quantization takes planes and returns the decoder's RGB channels last; RGB it
+  # codes channels first.
+  quantize = (functools.partial(members["qp"].apply, channel_axis=-1) if planes
+              else first(members["qp"].apply))
   cases = [("resolution" + (", to 4:2:0 planes" if planes else ""), "resolution", resolution,
             raw),
-           ("frame rate", "frame_rate", members["frame_rate"].apply, held),
-           ("quantization, picked frame", "qp", members["qp"].apply, picked),
-           ("quantization's bytes, every frame", "qp", members["qp"].cost, held)]
+           ("frame rate", "frame_rate", frame_rate, held),
+           ("quantization, picked frame", "qp", quantize, picked),
+           ("quantization's bytes, every frame", "qp", first(members["qp"].cost), held)]
   rows = []
   for name, knob, fn, frames in cases:
     s = setting[knob]
