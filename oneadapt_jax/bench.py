@@ -36,10 +36,12 @@ from oneadapt_jax.core import Controller, CostModel, Tradeoff, Workload
 
 
 def measure_backward_cost(workload: Workload, controller: Controller | None = None, *,
-                          repeats: int = 3) -> dict:
+                          repeats: int = 9) -> dict:
   """What one AccGrad frame costs the server in forward-equivalents, measured on `workload`'s
   model after compilation: the step and a plain forward pass timed in turn, `repeats` times
-  (`interleaved_times`), and the median of the repeats' own ratios (`backward_cost_each`):
+  (`interleaved_times`), and the median of the repeats' own ratios (`backward_cost_each`).
+  Nine by default: on 2 CPU cores three repeats read 1.06, 2.21 and 3.19 for vtest's SSDLite in
+  one call (benchmarks/COMPARISON.md), and a median of three follows one slow call:
 
   - the decoded estimator (the default): the model's forward pass through `jax.vjp` (keeping
     activations) and its backward pass on the picked frames, less a plain forward pass on them
