@@ -36,12 +36,14 @@ from oneadapt_jax.core import Controller, CostModel, Tradeoff, Workload
 
 
 def measure_backward_cost(workload: Workload, controller: Controller | None = None, *,
-                          repeats: int = 9) -> dict:
+                          repeats: int = 9, warmup: int = 3) -> dict:
   """What one AccGrad frame costs the server in forward-equivalents, measured on `workload`'s
   model after compilation: the step and a plain forward pass timed in turn, `repeats` times
-  (`interleaved_times`), and the median of the repeats' own ratios (`backward_cost_each`).
-  Nine by default: on 2 CPU cores three repeats read 1.06, 2.21 and 3.19 for vtest's SSDLite in
-  one call (benchmarks/COMPARISON.md), and a median of three follows one slow call:
+  after `warmup` calls of each (`interleaved_times`), and the median of the repeats' own ratios
+  (`backward_cost_each`). On 2 CPU cores the server's pass on vtest's SSDLite took 65 to 375 ms
+  from call to call against a steady 31 to 47 ms forward pass, slowest in the first calls after
+  compiling: three repeats after one warm-up read 1.06, 2.21 and 3.19 forward-equivalents
+  (benchmarks/COMPARISON.md), so the defaults are nine after three:
 
   - the decoded estimator (the default): the model's forward pass through `jax.vjp` (keeping
     activations) and its backward pass on the picked frames, less a plain forward pass on them
@@ -61,33 +63,39 @@ def measure_backward_cost(workload: Workload, controller: Controller | None = No
   median = statistics.median
   if bound.controller.estimator == "fused":
     times = interleaved_times({"forward": run_forward, "accgrad": lambda: bound.jitted.gradients(
-        bound.model_state, setting, raw)}, repeats)
+        bound.model_state, setting, raw)}, repeats, warmup=warmup)
     ratios = [a / f for a, f in zip(times["accgrad"], times["forward"])]
     return {"backward_cost": median(ratios), "backward_cost_each": ratios,
             "accgrad_s": median(times["accgrad"]), "forward_s": median(times["forward"]),
             **measured}
   server = jax.jit(lambda state, x: accgrad.server_grad(bound.graphdef, workload.proxy, state, x))
   times = interleaved_times({"forward": run_forward,
-                             "server": lambda: server(bound.model_state, frames)}, repeats)
+                             "server": lambda: server(bound.model_state, frames)}, repeats,
+                            warmup=warmup)
   # The server's pass less the forward pass inference ran anyway, each repeat's pair timed in turn.
   ratios = [max(v - f, 0.0) / f for v, f in zip(times["server"], times["forward"])]
   cotangent = jnp.ones_like(frames)
   camera = interleaved_times({"camera": lambda: bound.jitted.camera(setting, raw, cotangent)},
-                             repeats)["camera"]
+                             repeats, warmup=warmup)["camera"]
   return {"backward_cost": median(ratios), "backward_cost_each": ratios,
           "server_s": median(times["server"]), "forward_s": median(times["forward"]),
           "camera_s": median(camera), **measured}
 
 
-def interleaved_times(fns: Mapping[str, Callable], repeats: int) -> dict[str, list[float]]:
-  """Each of `fns` (name -> callable) timed `repeats` times after a warm-up, one call of each in
-  turn per repeat: the times of one repeat are taken within seconds of each other, so a ratio
-  of two of them sees the machine in the same state (its speed drifts 20% and more within an
-  hour, benchmarks/RESULTS.md). Returns each name's times in repeat order."""
+def interleaved_times(fns: Mapping[str, Callable], repeats: int, *,
+                      warmup: int = 1) -> dict[str, list[float]]:
+  """Each of `fns` (name -> callable) timed `repeats` times after `warmup` calls of each (the
+  first compiles), one call of each in turn per repeat: the times of one repeat are taken
+  within seconds of each other, so a ratio of two of them sees the machine in the same state
+  (its speed drifts 20% and more within an hour, benchmarks/RESULTS.md). Returns each name's
+  times in repeat order."""
   if repeats < 1:
     raise ValueError(f"repeats must be at least 1, got {repeats}")
-  for fn in fns.values():
-    jax.block_until_ready(fn())
+  if warmup < 1:
+    raise ValueError(f"warmup must be at least 1 (the call that compiles), got {warmup}")
+  for _ in range(warmup):
+    for fn in fns.values():
+      jax.block_until_ready(fn())
   times = {name: [] for name in fns}
   for _ in range(repeats):
     for name, fn in fns.items():

@@ -226,3 +226,15 @@ def test_no_two_curves_of_a_plot_share_a_colour():
   palette = [c for c, _ in bench.STYLE.values()] + list(bench.VARIANT_COLOURS)
   for a, b in itertools.combinations(palette, 2):
     assert np.linalg.norm(np.subtract(colors.to_rgb(a), colors.to_rgb(b))) >= 0.2, (a, b)
+
+
+def test_interleaved_times_calls_each_in_turn_after_its_warm_up():
+  calls = []
+  times = bench.interleaved_times({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")},
+                                  2, warmup=3)
+  assert calls == ["a", "b"] * 5  # three warm-up rounds, then two timed ones
+  assert [len(t) for t in times.values()] == [2, 2] and all(x >= 0 for x in times["a"])
+  with pytest.raises(ValueError, match="warmup must be at least 1"):
+    bench.interleaved_times({"a": lambda: None}, 2, warmup=0)
+  with pytest.raises(ValueError, match="repeats must be at least 1"):
+    bench.interleaved_times({"a": lambda: None}, 0)
