@@ -18,6 +18,7 @@ For each bench config (`oneadapt_jax/configs/bench.py`: a clip, a task and a kno
 from __future__ import annotations
 
 import functools
+import gc
 import json
 import pathlib
 import platform
@@ -88,7 +89,15 @@ def interleaved_times(fns: Mapping[str, Callable], repeats: int, *,
   first compiles), one call of each in turn per repeat: the times of one repeat are taken
   within seconds of each other, so a ratio of two of them sees the machine in the same state
   (its speed drifts 20% and more within an hour, benchmarks/RESULTS.md). Returns each name's
-  times in repeat order."""
+  times in repeat order.
+
+  Python's cyclic garbage collector is off while the repeats run (collected once before them,
+  its state restored after), as `timeit` does: a full collection walks every object the process
+  holds, and in `benchmarks/run_all.py`'s process, after the first script, one took 0.3 to
+  0.6 s, which landed in a 10 ms call now and then (carphone's server pass read 13 and 14
+  forward-equivalents in two repeats of five, 1.1 to 1.2 in the others; benchmarks/RESULTS.md).
+  What is timed is the calls' own work, not the pauses of a collector sized by the rest of the
+  process."""
   if repeats < 1:
     raise ValueError(f"repeats must be at least 1, got {repeats}")
   if warmup < 1:
@@ -97,11 +106,18 @@ def interleaved_times(fns: Mapping[str, Callable], repeats: int, *,
     for fn in fns.values():
       jax.block_until_ready(fn())
   times = {name: [] for name in fns}
-  for _ in range(repeats):
-    for name, fn in fns.items():
-      start = time.perf_counter()
-      jax.block_until_ready(fn())
-      times[name].append(time.perf_counter() - start)
+  collecting = gc.isenabled()
+  gc.collect()
+  gc.disable()
+  try:
+    for _ in range(repeats):
+      for name, fn in fns.items():
+        start = time.perf_counter()
+        jax.block_until_ready(fn())
+        times[name].append(time.perf_counter() - start)
+  finally:
+    if collecting:
+      gc.enable()
   return times
 
 

@@ -1,6 +1,7 @@
 """The honest comparison: curves against curves (checked against brute force on hand-made
 curves), and `oneadapt bench` end to end on its small config."""
 
+import gc
 import json
 
 import numpy as np
@@ -238,3 +239,25 @@ def test_interleaved_times_calls_each_in_turn_after_its_warm_up():
     bench.interleaved_times({"a": lambda: None}, 2, warmup=0)
   with pytest.raises(ValueError, match="repeats must be at least 1"):
     bench.interleaved_times({"a": lambda: None}, 0)
+
+
+def test_interleaved_times_holds_the_garbage_collector_off_while_timing():
+  seen = []
+  bench.interleaved_times({"a": lambda: seen.append(gc.isenabled())}, 3, warmup=2)
+  assert seen == [True, True, False, False, False] and gc.isenabled()
+
+  def fails():
+    seen.append(gc.isenabled())
+    if len(seen) > 1:
+      raise RuntimeError("boom")
+
+  seen.clear()
+  with pytest.raises(RuntimeError, match="boom"):
+    bench.interleaved_times({"a": fails}, 2)
+  assert seen == [True, False] and gc.isenabled()  # restored when a call raises
+  gc.disable()
+  try:
+    bench.interleaved_times({"a": lambda: None}, 2)
+    assert not gc.isenabled()  # a caller's own setting is kept
+  finally:
+    gc.enable()
